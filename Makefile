@@ -1,0 +1,38 @@
+# The two commands of the README:
+#   make serve   set up (once) and run the local stack: tiny model, real tritonserver, real redis-server, gateway
+#   make test    set up (once) and run every test: lint, type check, unit, integration (real Triton and Redis)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint typecheck pytest setup clean
+
+setup: $(STAMP)
+
+# torch first and pinned: that exact release is a CPU wheel on the local disk; anything else would pull CUDA.
+$(STAMP): pyproject.toml scripts/install_tools.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	bash scripts/install_tools.sh $(VENV)
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/tipsv2 local up
+
+lint: $(STAMP)
+	$(BIN)/ruff check service training tests bench
+	$(BIN)/ruff format --check service training tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

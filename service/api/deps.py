@@ -1,0 +1,33 @@
+"""Dependencies shared by the routes, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from service.core.security import bearer_token
+from service.state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.tipsv2
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_tenant(
+    state: StateDep,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+    x_api_key: Annotated[str | None, Header(description="Alternative to Authorization")] = None,
+) -> str:
+    try:
+        return state.keyring.tenant_for(bearer_token(authorization, x_api_key))
+    except Exception:
+        state.metrics.auth_failures.inc()
+        raise
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]

@@ -1,0 +1,12 @@
+"""Includes every router; the app factory lives in `service.app`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.routes import embeddings, health, images
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(embeddings.router)
+api_router.include_router(images.router)

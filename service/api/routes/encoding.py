@@ -1,0 +1,24 @@
+"""Vector encodings shared by the embedding routes."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    normalized: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return normalized
+
+
+def encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    """float -> JSON list; base64 -> little-endian float32 bytes, base64 (OpenAI's encoding)."""
+    if encoding_format == "base64":
+        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode()
+    return [float(x) for x in vector]
+
+
+def encode_f16(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype="<f2").tobytes()).decode()

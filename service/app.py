@@ -1,0 +1,66 @@
+"""The gateway's app factory: settings -> state (backend, cache, tokenizer) -> FastAPI app with one error format."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from service.api.main import api_router
+from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.cache import EmbeddingCache
+from service.core.config import Settings, get_settings
+from service.core.errors import install_error_handlers
+from service.core.metrics import Metrics
+from service.core.security import KeyRing
+from service.embedder import Embedder
+from service.inference.backend import InferenceBackend
+from service.state import AppState
+from training.tipsv2.tokenizer import Tokenizer
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """Dense image-text embeddings from TIPSv2, with per-tenant AdaLink adapters.
+
+Authenticate with `Authorization: Bearer <API key>`. Every error has the body
+`{"error": {"type", "code", "message", "param"}}`."""
+
+
+def build_state(
+    settings: Settings, backend: InferenceBackend | None = None, metrics: Metrics | None = None
+) -> AppState:
+    metrics = metrics or Metrics()
+    if backend is None:
+        from service.inference.triton import TritonBackend
+
+        backend = TritonBackend(settings.triton, metrics)
+    cache = EmbeddingCache(settings.redis, metrics)
+    tokenizer = Tokenizer(settings.tokenizer_path)
+    embedder = Embedder(backend, cache, tokenizer, metrics, settings.limits)
+    return AppState(settings, metrics, backend, cache, embedder, KeyRing(settings.key_table()))
+
+
+def create_app(settings: Settings | None = None, backend: InferenceBackend | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings, backend, metrics)
+        app.state.tipsv2 = state
+        if not await state.backend.ready():
+            log.warning("Triton is not ready yet at %s; /readyz will say so until it is", settings.triton.url)
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(title="tipsv2-serve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

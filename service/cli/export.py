@@ -1,0 +1,57 @@
+"""`tipsv2 export`: official-layout weights -> ONNX trunks (checked against PyTorch) -> Triton repository."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("export", help="export weights to a Triton model repository")
+    parser.add_argument("--weights", type=Path, required=True, help="directory with the official .npz files")
+    parser.add_argument("--variant", required=True, help="tipsv2-b14, b14, tipsv2-tiny, ...")
+    parser.add_argument("--out", type=Path, required=True, help="model repository to (re)write")
+    parser.add_argument("--flavour", choices=("local", "onnx", "gpu"), default="local")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        action="append",
+        dest="resolutions",
+        help="served square image size (repeatable; first is the default)",
+    )
+    parser.add_argument("--adapter-store", default="", help="adapter store path as Triton will see it")
+    parser.add_argument("--adapter-capacity", type=int, default=256, help="adapters kept in each bank (LRU)")
+    parser.add_argument("--text-max-batch", type=int, default=256)
+    parser.add_argument("--image-max-batch", type=int, default=32)
+    parser.add_argument("--max-queue-delay-us", type=int, default=2000)
+    parser.add_argument("--max-queue-size", type=int, default=0, help="0 = unbounded")
+    parser.add_argument("--trunk-instances", type=int, default=1)
+    parser.add_argument("--embed-instances", type=int, default=1)
+    parser.add_argument("--intra-op-threads", type=int, default=0)
+    parser.add_argument("--no-warmup", action="store_true")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="ONNX vs PyTorch parity bound")
+    parser.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from service.triton.repository import RepositoryOptions
+    from training.export.pipeline import export_repository
+
+    options = RepositoryOptions(
+        flavour=args.flavour,
+        text_max_batch=args.text_max_batch,
+        image_max_batch=args.image_max_batch,
+        max_queue_delay_us=args.max_queue_delay_us,
+        max_queue_size=args.max_queue_size,
+        trunk_instances=args.trunk_instances,
+        embed_instances=args.embed_instances,
+        intra_op_threads=args.intra_op_threads,
+        adapter_store=args.adapter_store,
+        adapter_capacity=args.adapter_capacity,
+        warmup=not args.no_warmup,
+    )
+    out = export_repository(
+        args.weights, args.variant, args.out, options, tuple(args.resolutions or ()), args.tolerance
+    )
+    print(f"wrote {args.flavour} model repository to {out}")
+    return 0

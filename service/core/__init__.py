@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the gateway: settings, the error type, metrics, security."""

@@ -1,0 +1,94 @@
+"""Gateway settings, read once from the environment (prefix `TIPS_`, nested with `__`, e.g. `TIPS_REDIS__URL`)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PLACEHOLDER_KEYS = {"changeme", "change-me", "dev", "dev-key", "secret", "test", "password", "tipsv2-dev-key"}
+
+
+class TritonSettings(BaseModel):
+    url: str = "127.0.0.1:8001"  # gRPC endpoint
+    timeout_s: float = Field(30.0, gt=0)  # per-call client deadline
+    text_model: str = "tipsv2_text"
+    image_model: str = "tipsv2_image"
+    retry_after_s: int = 2  # Retry-After sent with 503 while Triton is unreachable
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    cache_ttl_s: int = Field(7 * 24 * 3600, gt=0)
+    socket_timeout_s: float = Field(0.25, gt=0)  # a slow Redis must not slow requests: treat it as a miss
+    retry_interval_s: float = Field(1.0, ge=0)  # after a failure, skip Redis this long before trying again
+
+
+class LimitSettings(BaseModel):
+    max_body_bytes: int = 32 << 20
+    max_items: int = 256  # texts or images per request
+    max_text_chars: int = 8192  # per text; tokens beyond the model's 64 are truncated as the official code does
+    max_image_bytes: int = 16 << 20
+    max_image_pixels: int = 40_000_000  # decoded size: refuses decompression bombs
+    max_inflight: int = 64  # concurrent inference requests; beyond it the gateway answers 503 at once
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIPS_", env_nested_delimiter="__", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    # sha256 hex digest of an API key -> tenant id. Keys themselves are never stored.
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    # Development convenience: one plaintext key for tenant "dev". Refused in production.
+    dev_api_key: SecretStr | None = None
+    tokenizer_path: Path = Path("build/local/weights/tokenizer.model")
+    served_model_name: str = ""  # "" = whatever Triton serves (read from the ensemble's parameters)
+    triton: TritonSettings = Field(default_factory=TritonSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    log_level: str = "INFO"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for digest, tenant in value.items():
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError("api_keys must map sha256 hex digests of keys to tenants (see `tipsv2 keys hash`)")
+            if not TENANT_RE.match(tenant):
+                raise ValueError(f"tenant id {tenant!r} must match {TENANT_RE.pattern}")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.dev_api_key is not None:
+            raise ValueError("TIPS_DEV_API_KEY is a development convenience and is refused in production")
+        if not self.api_keys:
+            raise ValueError("production needs TIPS_API_KEYS (hashed keys mapped to tenants)")
+        placeholders = {hash_key(k) for k in PLACEHOLDER_KEYS}
+        if placeholders & set(self.api_keys):
+            raise ValueError("TIPS_API_KEYS holds the hash of a placeholder key; generate real keys")
+        return self
+
+    def key_table(self) -> dict[str, str]:
+        """All accepted key digests -> tenant, the development key included."""
+        table = dict(self.api_keys)
+        if self.dev_api_key is not None:
+            table[hash_key(self.dev_api_key.get_secret_value())] = "dev"
+        return table
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,140 @@
+"""The gateway's one error type, its one status mapping, and its one JSON error body.
+
+Every failure a client can see is a `GatewayError` rendered as
+`{"error": {"type": ..., "code": ..., "message": ..., "param": ...}}` (OpenAI's shape, so OpenAI clients parse it).
+Validation errors of FastAPI, unknown routes and unexpected exceptions are mapped into the same body.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("service.errors")
+
+
+class ErrorKind(str, Enum):
+    INVALID_REQUEST = "invalid_request_error"
+    AUTHENTICATION = "authentication_error"
+    NOT_FOUND = "not_found_error"
+    CONFLICT = "conflict_error"
+    PAYLOAD_TOO_LARGE = "payload_too_large_error"
+    UNSUPPORTED_MEDIA = "unsupported_media_type_error"
+    RATE_LIMITED = "rate_limit_error"
+    OVERLOADED = "overloaded_error"
+    BACKEND_UNAVAILABLE = "backend_unavailable_error"
+    BACKEND_TIMEOUT = "backend_timeout_error"
+    BACKEND_ERROR = "backend_error"
+    STORAGE_UNAVAILABLE = "storage_unavailable_error"
+    INTERNAL = "internal_error"
+
+
+STATUS = {
+    ErrorKind.INVALID_REQUEST: 400,
+    ErrorKind.AUTHENTICATION: 401,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.PAYLOAD_TOO_LARGE: 413,
+    ErrorKind.UNSUPPORTED_MEDIA: 415,
+    ErrorKind.RATE_LIMITED: 429,
+    ErrorKind.OVERLOADED: 503,
+    ErrorKind.BACKEND_UNAVAILABLE: 503,
+    ErrorKind.BACKEND_TIMEOUT: 504,
+    ErrorKind.BACKEND_ERROR: 502,
+    ErrorKind.STORAGE_UNAVAILABLE: 503,
+    ErrorKind.INTERNAL: 500,
+}
+
+
+class GatewayError(Exception):
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: int | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.code = code or kind.value.removesuffix("_error")
+        self.param = param
+        self.retry_after = retry_after
+        self.status = status or STATUS[kind]
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"type": self.kind.value, "code": self.code, "message": self.message, "param": self.param}}
+
+    def response(self) -> JSONResponse:
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+        if self.kind is ErrorKind.AUTHENTICATION:
+            headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def invalid(message: str, *, code: str = "invalid_request", param: str | None = None) -> GatewayError:
+    return GatewayError(ErrorKind.INVALID_REQUEST, message, code=code, param=param)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    message = str(first.get("msg", "invalid value"))
+    if first.get("type") == "json_invalid":
+        return "request body is not valid JSON", None
+    return (f"{param}: {message}" if param else message), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and content_type and "json" not in content_type and "multipart" not in content_type:
+            return GatewayError(
+                ErrorKind.UNSUPPORTED_MEDIA,
+                f"send a JSON body with Content-Type: application/json (got {content_type.split(';')[0]})",
+                code="unsupported_content_type",
+            ).response()
+        message, param = _validation_message(exc)
+        malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
+        return GatewayError(
+            ErrorKind.INVALID_REQUEST,
+            message,
+            code="malformed_json" if malformed else "validation_error",
+            param=param,
+            status=400 if malformed else 422,
+        ).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {
+            404: ErrorKind.NOT_FOUND,
+            405: ErrorKind.INVALID_REQUEST,
+            413: ErrorKind.PAYLOAD_TOO_LARGE,
+            415: ErrorKind.UNSUPPORTED_MEDIA,
+            401: ErrorKind.AUTHENTICATION,
+        }
+        kind = kinds.get(exc.status_code, ErrorKind.INVALID_REQUEST)
+        return GatewayError(kind, str(exc.detail), status=exc.status_code).response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return GatewayError(ErrorKind.INTERNAL, "internal error").response()

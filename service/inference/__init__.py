@@ -1,0 +1,1 @@
+"""Inference backends behind the gateway: the real Triton client, and a deterministic fake for API unit tests."""

@@ -1,0 +1,1 @@
+"""Request and response bodies of the public API (pydantic), kept apart from the routes that use them."""

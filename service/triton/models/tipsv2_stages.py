@@ -1,0 +1,187 @@
+"""The embedding stages in numpy: what runs ahead of each trunk, and where AdaLink adapters are applied.
+
+An adapter is a residual low-rank map x + up(act(down(x))) applied to the token sequence the first block sees.
+Requests name their adapter by an immutable id (`tenant/name/version/digest`); each stage keeps a bank of recently
+used adapters (LRU, bounded) and loads a missing one from the adapter store on first use. An adapter id that the
+store does not hold is an error for that request, never a silent fallback to the base model.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+# The activations an adapter may use between its two layers; each maps 0 to 0, so zero-padded ranks are exact.
+# Same formulas as `training.adalink` (torch): GELU is the tanh form, computable without scipy.
+ACTIVATIONS = {
+    "identity": lambda x: x,
+    "relu": lambda x: np.maximum(x, np.float32(0.0)),
+    "gelu_tanh": lambda x: (
+        np.float32(0.5)
+        * x
+        * (np.float32(1.0) + np.tanh(np.float32(0.7978845608028654) * (x + np.float32(0.044715) * x * x * x)))
+    ),
+    "silu": lambda x: x / (np.float32(1.0) + np.exp(-x)),
+}
+MAX_ADAPTER_BYTES = 64 << 20
+
+
+class StageError(Exception):
+    """A request this stage cannot serve; its message goes back to the client."""
+
+
+@dataclass
+class Adapter:
+    down: np.ndarray  # (r, D)
+    up: np.ndarray  # (D, r)
+    activation: str
+    nbytes: int
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """x: (..., D) -> x + up(act(down(x)))."""
+        hidden = ACTIVATIONS[self.activation](x @ self.down.T)
+        return x + hidden @ self.up.T
+
+
+class AdapterBank:
+    """LRU bank of adapters of one modality, loaded from the adapter store on first use."""
+
+    def __init__(self, store_dir: str, modality: str, dim: int, base_hash: str, capacity: int) -> None:
+        self.store_dir = store_dir
+        self.modality = modality
+        self.dim = dim
+        self.base_hash = base_hash
+        self.capacity = max(1, capacity)
+        self._bank: collections.OrderedDict[str, Adapter] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+        self.evictions = 0
+        self.load_seconds: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._bank)
+
+    def get(self, adapter_id: str) -> Adapter:
+        with self._lock:
+            adapter = self._bank.get(adapter_id)
+            if adapter is not None:
+                self._bank.move_to_end(adapter_id)
+                return adapter
+        started = time.perf_counter()
+        adapter = self._load(adapter_id)
+        with self._lock:
+            self._bank[adapter_id] = adapter
+            self._bank.move_to_end(adapter_id)
+            self.loads += 1
+            self.load_seconds.append(time.perf_counter() - started)
+            while len(self._bank) > self.capacity:
+                self._bank.popitem(last=False)
+                self.evictions += 1
+        return adapter
+
+    def _path(self, adapter_id: str) -> str:
+        parts = adapter_id.split("/")
+        if len(parts) != 4 or any(not p or p in (".", "..") or os.sep in p for p in parts):
+            raise StageError(f"malformed adapter id {adapter_id!r}")
+        tenant, name, version, digest = parts
+        return os.path.join(self.store_dir, tenant, name, f"v{version}-{digest}.safetensors")
+
+    def _load(self, adapter_id: str) -> Adapter:
+        path = self._path(adapter_id)
+        if not self.store_dir or not os.path.isfile(path):
+            raise StageError(f"unknown adapter {adapter_id!r}: not in the adapter store")
+        size = os.path.getsize(path)
+        if size > MAX_ADAPTER_BYTES:
+            raise StageError(f"adapter {adapter_id!r} is {size} bytes, above {MAX_ADAPTER_BYTES}")
+        with safe_open(path, framework="numpy") as handle:
+            meta = handle.metadata() or {}
+        if self.base_hash and meta.get("base_hash") != self.base_hash:
+            raise StageError(f"adapter {adapter_id!r} was trained for another base model")
+        tensors = load_file(path)
+        down, up = tensors.get(f"{self.modality}.down"), tensors.get(f"{self.modality}.up")
+        if down is None or up is None:
+            raise StageError(f"adapter {adapter_id!r} has no {self.modality} part")
+        if down.ndim != 2 or up.ndim != 2 or down.shape[1] != self.dim or up.shape != (self.dim, down.shape[0]):
+            raise StageError(f"adapter {adapter_id!r} has shapes {down.shape}/{up.shape} for width {self.dim}")
+        activation = json.loads(meta.get("config", "{}")).get("activation", meta.get("activation", "identity"))
+        if activation not in ACTIVATIONS:
+            raise StageError(f"adapter {adapter_id!r} uses unknown activation {activation!r}")
+        down32, up32 = down.astype(np.float32), up.astype(np.float32)
+        return Adapter(down32, up32, activation, down32.nbytes + up32.nbytes)
+
+    def apply(self, x: np.ndarray, adapter_ids: list[str]) -> np.ndarray:
+        """x: (B, T, D); adapter_ids: one per row, "" for the base model. Rows are grouped by adapter."""
+        if not any(adapter_ids):
+            return x
+        out = x.copy()
+        groups: dict[str, list[int]] = collections.defaultdict(list)
+        for row, adapter_id in enumerate(adapter_ids):
+            if adapter_id:
+                groups[adapter_id].append(row)
+        for adapter_id, rows in groups.items():
+            out[rows] = self.get(adapter_id).apply(x[rows])
+        return out
+
+
+class TextEmbedStage:
+    """int32 ids (B, L) -> embeddings (B, L, D) = table[ids] * sqrt(D) + positions, and the float token mask."""
+
+    def __init__(self, weights_path: str) -> None:
+        arrays = load_file(weights_path)
+        self.table = arrays["token_embedding"].astype(np.float32)
+        self.positions = arrays["positions"].astype(np.float32)
+        self.scale = np.float32(arrays["embedding_scale"][0])
+        self.dim = self.table.shape[1]
+
+    def __call__(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if ids.ndim != 2 or ids.shape[1] > self.positions.shape[0]:
+            raise StageError(f"input_ids must be (batch, <= {self.positions.shape[0]}), got {ids.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.table.shape[0]):
+            raise StageError(f"token ids must lie in [0, {self.table.shape[0]})")
+        embeddings = self.table[ids] * self.scale + self.positions[: ids.shape[1]]
+        return embeddings.astype(np.float32), (ids != 0).astype(np.float32)
+
+
+class ImageEmbedStage:
+    """uint8 pixels (B, H, W, 3) -> tokens (B, 2 + N, D): [CLS1 + pos, CLS2, patches + pos]."""
+
+    def __init__(self, weights_path: str) -> None:
+        arrays = load_file(weights_path)
+        self.weight_t = np.ascontiguousarray(arrays["patch_weight"].astype(np.float32).T)  # (3*p*p, D)
+        self.bias = arrays["patch_bias"].astype(np.float32)
+        self.cls1 = arrays["cls1"].astype(np.float32)
+        self.cls2 = arrays["cls2"].astype(np.float32)
+        self.patch = int(arrays["patch_size"][0])
+        self.pos = {
+            int(k.rsplit("_", 1)[1]): v.astype(np.float32) for k, v in arrays.items() if k.startswith("pos_grid_")
+        }
+        self.dim = self.bias.shape[0]
+
+    @property
+    def resolutions(self) -> list[int]:
+        return sorted(g * self.patch for g in self.pos)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if pixels.ndim != 4 or pixels.shape[-1] != 3 or pixels.shape[1] != pixels.shape[2]:
+            raise StageError(f"pixels must be (batch, S, S, 3) uint8, got {pixels.shape}")
+        B, S = pixels.shape[0], pixels.shape[1]
+        grid, p = S // self.patch, self.patch
+        if S % p or grid not in self.pos:
+            raise StageError(f"resolution {S} is not served; served resolutions: {self.resolutions}")
+        # (B, S, S, 3) -> (B, g, p, g, p, 3) -> (B, g, g, 3, p, p): each patch flattened in the conv's (C, kh, kw) order
+        x = pixels.reshape(B, grid, p, grid, p, 3).transpose(0, 1, 3, 5, 2, 4).reshape(B, grid * grid, 3 * p * p)
+        x = x.astype(np.float32) / np.float32(255.0)
+        patches = x @ self.weight_t + self.bias + self.pos[grid]
+        tokens = np.empty((B, 2 + grid * grid, self.dim), dtype=np.float32)
+        tokens[:, 0] = self.cls1
+        tokens[:, 1] = self.cls2
+        tokens[:, 2:] = patches
+        return tokens

@@ -1,0 +1,138 @@
+"""Words of the generated world and a caption corpus over them (used to train the tiny model's tokenizer).
+
+The corpus is deterministic for a seed, so every machine builds the same tokenizer for the local model.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+COLORS = [
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "orange",
+    "purple",
+    "pink",
+    "brown",
+    "black",
+    "white",
+    "gray",
+    "cyan",
+    "magenta",
+    "teal",
+    "navy",
+    "olive",
+    "maroon",
+    "gold",
+    "silver",
+    "beige",
+]
+SHAPES = [
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "hexagon",
+    "diamond",
+    "ring",
+    "cross",
+    "rectangle",
+    "ellipse",
+    "pentagon",
+    "heart",
+    "arrow",
+    "crescent",
+    "trapezoid",
+]
+TEXTURES = ["plain", "striped", "dotted", "checkered", "wavy", "gradient", "noisy", "hatched"]
+SIZES = ["tiny", "small", "medium", "large", "huge"]
+POSITIONS = ["top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right"]
+BACKGROUNDS = ["grass", "sand", "water", "sky", "snow", "wood", "stone", "brick", "carpet", "metal", "paper", "cloth"]
+OBJECTS = [
+    "cat",
+    "dog",
+    "bird",
+    "horse",
+    "cow",
+    "sheep",
+    "car",
+    "bus",
+    "bicycle",
+    "boat",
+    "plane",
+    "train",
+    "tree",
+    "flower",
+    "house",
+    "road",
+    "person",
+    "chair",
+    "table",
+    "bottle",
+    "cup",
+    "book",
+    "clock",
+    "lamp",
+    "bed",
+    "window",
+    "door",
+    "mountain",
+    "river",
+    "building",
+    "bridge",
+    "fence",
+    "sign",
+    "ball",
+    "kite",
+    "umbrella",
+]
+STYLES = ["photo", "sketch", "painting", "cartoon", "render", "drawing", "mosaic", "origami", "video game", "art"]
+
+# The 9 prompt templates of TCL used by the official zero-shot segmentation notebook.
+TCL_TEMPLATES = [
+    "itap of a {}.",
+    "a bad photo of a {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+    "a photo of many {}.",
+    "a photo of {}s.",
+]
+SENTENCE_FORMS = [
+    "a {size} {color} {shape} on {background}.",
+    "a {texture} {color} {shape} in the {position}.",
+    "there is a {color} {shape} and a {color2} {shape2}.",
+    "a {style} of a {object} next to a {color} {shape}.",
+    "{color} {shape}, {texture}, {background} background",
+    "the image shows a {size} {object} at the {position} of the picture.",
+    "two {color} {shape}s above a {color2} {shape2} on a {texture} {background} surface.",
+]
+
+
+def caption_corpus(n: int = 20_000, seed: int = 0) -> Iterator[str]:
+    """Sentences over the world's words, including every TCL template filled with every class name."""
+    # Every printable ASCII character, so that no character of ordinary text becomes <unk>.
+    yield " ".join(chr(c) for c in range(33, 127))
+    for template in TCL_TEMPLATES:
+        for word in SHAPES + OBJECTS:
+            yield template.format(word)
+    rng = random.Random(seed)
+    for _ in range(n):
+        form = rng.choice(SENTENCE_FORMS)
+        yield form.format(
+            size=rng.choice(SIZES),
+            color=rng.choice(COLORS),
+            color2=rng.choice(COLORS),
+            shape=rng.choice(SHAPES),
+            shape2=rng.choice(SHAPES),
+            texture=rng.choice(TEXTURES),
+            position=rng.choice(POSITIONS),
+            background=rng.choice(BACKGROUNDS),
+            object=rng.choice(OBJECTS),
+            style=rng.choice(STYLES),
+        )

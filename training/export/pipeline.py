@@ -1,0 +1,85 @@
+"""End-to-end builds: the tiny local model (weights + tokenizer), and weights -> ONNX -> Triton repository."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from service.triton.repository import Artifacts, RepositoryOptions, ServedModel, write_repository
+from training.data.vocabulary import caption_corpus
+from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
+from training.export.onnx_export import check_image_parity, check_text_parity, export_image_trunk, export_text_trunk
+from training.tipsv2.checkpoint import load_pretrained, save_official, weights_digest
+from training.tipsv2.configs import get_model_config
+from training.tipsv2.model import create_model
+from training.tipsv2.pretrained import TOKENIZER_FILE, find_checkpoint_files
+from training.tipsv2.tokenizer import Tokenizer, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def build_local_weights(out_dir: str | Path, variant: str = "tipsv2-tiny", seed: int = 0) -> Path:
+    """Writes a seeded random model in the official layout plus a locally trained tokenizer into `out_dir`."""
+    out_dir = Path(out_dir)
+    cfg = get_model_config(variant)
+    tokenizer = train_tokenizer(caption_corpus(seed=seed), out_dir / TOKENIZER_FILE, cfg.text_cfg.vocab_size)
+    if Tokenizer(tokenizer).vocab_size > cfg.text_cfg.vocab_size:
+        raise ValueError(f"tokenizer has more ids than {variant}'s token table")
+    model = create_model(variant, seed=seed)
+    save_official(model, out_dir)
+    return out_dir
+
+
+def export_repository(
+    weights_dir: str | Path,
+    variant: str,
+    out: str | Path,
+    options: RepositoryOptions,
+    resolutions: tuple[int, ...] = (),
+    tolerance: float = 1e-4,
+) -> Path:
+    """Official-layout weights -> checked ONNX trunks + embedding-stage weights -> a Triton model repository."""
+    weights_dir = Path(weights_dir)
+    cfg = get_model_config(variant)
+    model = load_pretrained(weights_dir, variant)
+    vision_file, text_file = find_checkpoint_files(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
+    resolutions = resolutions or (cfg.vision_cfg.img_size,)
+    patch = cfg.vision_cfg.patch_size
+    served = ServedModel(
+        model_name=cfg.name,
+        model_id=weights_digest(vision_file, text_file),
+        embed_dim=cfg.embed_dim,
+        text_len=cfg.text_cfg.max_len,
+        patch_size=patch,
+        resolutions=tuple(resolutions),
+        temperature=float(model.temperature),
+    )
+    with tempfile.TemporaryDirectory(prefix="tipsv2-export-") as tmp, torch.no_grad():
+        work = Path(tmp)
+        text_onnx = export_text_trunk(model, work / "text_trunk.onnx")
+        image_onnx = export_image_trunk(model, work / "image_trunk.onnx")
+        log.info("%s", check_text_parity(model, text_onnx, tolerance))
+        for resolution in resolutions:
+            log.info("%s", check_image_parity(model, image_onnx, tolerance, grid=resolution // patch))
+        artifacts = Artifacts(
+            text_trunk_onnx=text_onnx,
+            image_trunk_onnx=image_onnx,
+            text_embed=save_arrays(text_embed_arrays(model), work / "text_embed.safetensors"),
+            image_embed=save_arrays(
+                image_embed_arrays(model, [r // patch for r in resolutions]), work / "image_embed.safetensors"
+            ),
+        )
+        repository = write_repository(out, served, artifacts, options)
+    return repository
+
+
+def copy_tokenizer(weights_dir: str | Path, dst: str | Path) -> Path:
+    return Path(shutil.copyfile(Path(weights_dir) / TOKENIZER_FILE, dst))
+
+
+__all__ = ["RepositoryOptions", "build_local_weights", "copy_tokenizer", "export_repository", "replace"]

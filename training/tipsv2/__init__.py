@@ -1,0 +1,40 @@
+"""The TIPSv2 model library: configs, towers, official checkpoints, tokenizer, preprocessing, zero-shot tasks.
+
+Importing this package does not import torch: `configs`, `pretrained`, `tokenizer` and `preprocess` are torch-free
+(the gateway uses them); the torch-backed names below load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from training.tipsv2.configs import ModelCfg, TextCfg, VisionCfg, get_model_config, list_models
+
+_LAZY = {
+    "TIPSv2": "training.tipsv2.model",
+    "create_model": "training.tipsv2.model",
+    "VisionTransformer": "training.tipsv2.vision",
+    "ImageFeatures": "training.tipsv2.vision",
+    "TextEncoder": "training.tipsv2.text",
+    "load_official": "training.tipsv2.checkpoint",
+    "load_pretrained": "training.tipsv2.checkpoint",
+    "save_official": "training.tipsv2.checkpoint",
+    "CheckpointError": "training.tipsv2.checkpoint",
+    "Tokenizer": "training.tipsv2.tokenizer",
+}
+
+__all__ = [  # noqa: PLE0604  (the lazy names are strings too)
+    "ModelCfg",
+    "TextCfg",
+    "VisionCfg",
+    "get_model_config",
+    "list_models",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,124 @@
+"""Official-layout checkpoints: strict `.npz` loading and saving, and conversion to and from safetensors.
+
+The official PyTorch release stores one `.npz` per tower whose keys are exactly the `state_dict` names; the text
+file also holds the scalar `temperature`, which the official loader pops before `load_state_dict`. Loading here is
+strict: a missing, unexpected or mis-shaped key fails with its name. `.npz` files are read with
+`allow_pickle=False`, so a checkpoint can never execute code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_safetensors
+from safetensors.numpy import save_file as save_safetensors
+
+from training.tipsv2.configs import get_model_config
+from training.tipsv2.model import TIPSv2
+from training.tipsv2.pretrained import checkpoint_files, find_checkpoint_files
+
+TEMPERATURE_KEY = "temperature"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not match the model's official layout."""
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def check_state_dict(module: torch.nn.Module, arrays: Mapping[str, np.ndarray], what: str) -> None:
+    """Raises CheckpointError naming every missing, unexpected and mis-shaped key."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    missing = sorted(set(expected) - set(arrays))
+    unexpected = sorted(set(arrays) - set(expected))
+    wrong = [
+        f"{k}: checkpoint {tuple(arrays[k].shape)} vs model {expected[k]}"
+        for k in sorted(set(expected) & set(arrays))
+        if tuple(arrays[k].shape) != expected[k]
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected)}")
+    if wrong:
+        problems.append(f"shape mismatches: {'; '.join(wrong)}")
+    if problems:
+        raise CheckpointError(f"{what} does not match the official layout: " + " | ".join(problems))
+
+
+def load_tower(module: torch.nn.Module, arrays: Mapping[str, np.ndarray], what: str) -> None:
+    check_state_dict(module, arrays, what)
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    module.load_state_dict(state, strict=True)
+
+
+def load_official(model: TIPSv2, vision_file: str | Path, text_file: str | Path) -> TIPSv2:
+    """Loads the two official `.npz` files into `model` strictly; sets the temperature from the text file."""
+    load_tower(model.visual, read_npz(vision_file), str(vision_file))
+    text = read_npz(text_file)
+    if TEMPERATURE_KEY not in text:
+        raise CheckpointError(f"{text_file} does not match the official layout: missing keys: {TEMPERATURE_KEY}")
+    temperature = text.pop(TEMPERATURE_KEY)
+    load_tower(model.text, text, str(text_file))
+    with torch.no_grad():
+        model.temperature.fill_(float(temperature))
+    return model
+
+
+def load_pretrained(weights_dir: str | Path, variant: str) -> TIPSv2:
+    """Builds `variant` and loads `tips_v2_oss_{tag}_{vision,text}.npz` from `weights_dir`."""
+    cfg = get_model_config(variant)
+    vision, text = find_checkpoint_files(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
+    with torch.device("meta"):
+        model = TIPSv2(cfg)
+    model = model.to_empty(device="cpu")  # no random init of weights that are overwritten next
+    model.text.reset_buffers()
+    return load_official(model, vision, text).eval()
+
+
+def tower_arrays(model: TIPSv2) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The official (vision, text) arrays of a model, float32, text including `temperature`."""
+    vision = {k: v.detach().float().cpu().numpy() for k, v in model.visual.state_dict().items()}
+    text = {k: v.detach().float().cpu().numpy() for k, v in model.text.state_dict().items()}
+    text[TEMPERATURE_KEY] = np.asarray(float(model.temperature), dtype=np.float32)
+    return vision, text
+
+
+def save_official(model: TIPSv2, directory: str | Path, tag: str | None = None) -> tuple[Path, Path]:
+    """Writes `tips_v2_oss_{tag}_{vision,text}.npz` in the official layout; returns their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = checkpoint_files(tag or model.cfg.checkpoint_tag)
+    vision, text = tower_arrays(model)
+    vision_path, text_path = directory / files.vision, directory / files.text
+    np.savez(vision_path, **vision)  # type: ignore[arg-type]
+    np.savez(text_path, **text)  # type: ignore[arg-type]
+    return vision_path, text_path
+
+
+def npz_to_safetensors(src: str | Path, dst: str | Path) -> Path:
+    save_safetensors({k: np.ascontiguousarray(v) for k, v in read_npz(src).items()}, str(dst))
+    return Path(dst)
+
+
+def safetensors_to_npz(src: str | Path, dst: str | Path) -> Path:
+    np.savez(dst, **load_safetensors(str(src)))  # type: ignore[arg-type]
+    return Path(dst)
+
+
+def weights_digest(*files: str | Path) -> str:
+    """A short content hash of weight files: the model version in cache keys and adapter metadata."""
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]

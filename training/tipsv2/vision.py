@@ -1,0 +1,115 @@
+"""The TIPSv2 image tower: a DINOv2-style ViT with two CLS tokens.
+
+Token order is [CLS1, CLS2, patch_1 … patch_N]. CLS2 is DINOv2's single register token, reused; the positional table
+covers CLS1 and the patches only and is added before CLS2 is inserted, so CLS2 carries no position. Outputs (CLS1,
+CLS2, patch tokens) all come after the final LayerNorm. Parameter names equal the official `pytorch/image_encoder.py`
+built with `block_chunks=0`, so the official `.npz` loads strictly.
+
+The forward pass is split where serving splits it: `embed` (patch embedding, positions, CLS tokens: what the
+AdaLink adapter stage owns) and `trunk` (the blocks and final norm: what is compiled once into an engine).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.tipsv2.configs import VisionCfg
+from training.tipsv2.layers import Block, PatchEmbed
+
+
+class ImageFeatures(NamedTuple):
+    cls1: torch.Tensor  # (B, D), aligned with alt-text; the demos' image embedding
+    cls2: torch.Tensor  # (B, D), aligned with synthetic captions; better for dense tasks
+    patch_tokens: torch.Tensor  # (B, H/14 * W/14, D), row-major
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, cfg: VisionCfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.embed_dim
+        self.num_prefix_tokens = 1 + cfg.num_register_tokens
+        self.patch_embed = PatchEmbed(cfg.patch_size, D)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
+        self.register_tokens = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, D))
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_grid**2 + 1, D))
+        self.mask_token = nn.Parameter(torch.zeros(1, D))
+        self.blocks = nn.ModuleList(
+            Block(D, cfg.num_heads, cfg.mlp_hidden_dim, cfg.ffn_layer, cfg.layer_norm_eps, cfg.init_values)
+            for _ in range(cfg.depth)
+        )
+        self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
+        self.head = nn.Identity()
+
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """DINOv2's initialisation: truncated normal (std 0.02) for weights and positions, tiny CLS tokens."""
+        for name, param in self.named_parameters():
+            if name.endswith("bias"):
+                nn.init.zeros_(param)
+            elif name.endswith(".gamma"):
+                nn.init.constant_(param, self.cfg.init_values)
+            elif "norm" in name:
+                nn.init.ones_(param)
+            elif name in ("cls_token", "register_tokens"):
+                nn.init.normal_(param, std=1e-6, generator=generator)
+            elif name == "mask_token":
+                nn.init.zeros_(param)
+            else:
+                nn.init.trunc_normal_(param, std=0.02, a=-0.04, b=0.04, generator=generator)
+
+    def interpolate_pos_encoding(self, grid_h: int, grid_w: int) -> torch.Tensor:
+        """Positional table for a grid_h x grid_w patch grid: (1, 1 + grid_h * grid_w, D).
+
+        Bilinear with antialiasing and an explicit output size, as the official code (not DINOv2's bicubic).
+        At the native grid this is the stored table itself.
+        """
+        native = self.cfg.pos_grid
+        if grid_h == native and grid_w == native:
+            return self.pos_embed
+        D = self.pos_embed.shape[-1]
+        patch_pos = self.pos_embed[:, 1:].float().reshape(1, native, native, D).permute(0, 3, 1, 2)
+        patch_pos = F.interpolate(patch_pos, size=(grid_h, grid_w), mode="bilinear", antialias=True)
+        patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, D).to(self.pos_embed.dtype)
+        return torch.cat((self.pos_embed[:, :1], patch_pos), dim=1)
+
+    def embed(self, pixels: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> the token sequence the first block sees, (B, 2 + N, D).
+
+        `masks` (B, N) bool replaces those patch embeddings by the mask token before positions are added (iBOT).
+        """
+        B, _, H, W = pixels.shape
+        x = self.patch_embed(pixels)
+        if masks is not None:
+            x = torch.where(masks[..., None], self.mask_token.to(x.dtype)[None], x)
+        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
+        x = x + self.interpolate_pos_encoding(H // self.cfg.patch_size, W // self.cfg.patch_size)
+        return torch.cat((x[:, :1], self.register_tokens.expand(B, -1, -1), x[:, 1:]), dim=1)
+
+    def trunk(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The blocks and the final norm: (B, T, D) -> (B, T, D)."""
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def trunk_with_dense(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (normal output, MaskCLIP value-path output) sharing blocks 0…L-2: both (B, T, D)."""
+        for block in self.blocks[:-1]:
+            tokens = block(tokens)
+        last = self.blocks[-1]
+        return self.norm(last(tokens)), self.norm(last.forward_value_path(tokens))
+
+    def split(self, x: torch.Tensor) -> ImageFeatures:
+        p = self.num_prefix_tokens
+        return ImageFeatures(x[:, 0], x[:, 1], x[:, p:])
+
+    def forward(self, pixels: torch.Tensor, masks: torch.Tensor | None = None) -> ImageFeatures:
+        return self.split(self.trunk(self.embed(pixels, masks)))
+
+    def dense_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """MaskCLIP value-path patch features of the last block, (B, N, D): the zero-shot segmentation features."""
+        _, dense = self.trunk_with_dense(self.embed(pixels))
+        return dense[:, self.num_prefix_tokens :]
