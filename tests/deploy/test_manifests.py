@@ -27,8 +27,13 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
 
 def test_compose_file_is_valid() -> None:
     env = {**os.environ, "TIPS_API_KEYS": "{}"}
-    result = subprocess.run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
