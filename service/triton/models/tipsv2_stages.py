@@ -9,7 +9,6 @@ store does not hold is an error for that request, never a silent fallback to the
 from __future__ import annotations
 
 import collections
-import json
 import os
 import threading
 import time
@@ -111,7 +110,7 @@ class AdapterBank:
             raise StageError(f"adapter {adapter_id!r} has no {self.modality} part")
         if down.ndim != 2 or up.ndim != 2 or down.shape[1] != self.dim or up.shape != (self.dim, down.shape[0]):
             raise StageError(f"adapter {adapter_id!r} has shapes {down.shape}/{up.shape} for width {self.dim}")
-        activation = json.loads(meta.get("config", "{}")).get("activation", meta.get("activation", "identity"))
+        activation = meta.get("activation", "identity")
         if activation not in ACTIVATIONS:
             raise StageError(f"adapter {adapter_id!r} uses unknown activation {activation!r}")
         down32, up32 = down.astype(np.float32), up.astype(np.float32)
