@@ -65,3 +65,46 @@ class Metrics:
         self.auth_failures = Counter(
             "tipsv2_auth_failures_total", "Requests refused for a missing or bad API key", registry=r
         )
+        # Tenancy: per-tenant rate limits (Redis). When Redis cannot be asked the gateway admits the request
+        # (fails open) and counts it here, so an outage of the limiter is visible rather than silent.
+        self.rate_limited = Counter(
+            "tipsv2_rate_limited_total", "Requests refused with 429 by the per-tenant limit", ["tenant"], registry=r
+        )
+        self.rate_limit_unchecked = Counter(
+            "tipsv2_rate_limit_unchecked_total",
+            "Requests admitted without a rate-limit check because Redis was unavailable (fail open)",
+            registry=r,
+        )
+        # Adapters: uploads by outcome (accepted, invalid, too_large, error), activations (rollbacks and roll-forwards
+        # by `POST /v1/adapters/{name}/activate`), deletions, and the hot-swap notices between replicas.
+        self.adapter_uploads = Counter(
+            "tipsv2_adapter_uploads_total", "Adapter uploads by tenant and outcome", ["tenant", "outcome"], registry=r
+        )
+        self.adapter_activations = Counter(
+            "tipsv2_adapter_activations_total", "Adapter versions activated by request", ["tenant"], registry=r
+        )
+        self.adapter_deletions = Counter(
+            "tipsv2_adapter_deletions_total", "Adapters or adapter versions deleted", ["tenant"], registry=r
+        )
+        self.adapter_notices = Counter(
+            "tipsv2_adapter_notices_total",
+            "Hot-swap notices on the Redis channel (published, publish_failed, received)",
+            ["event"],
+            registry=r,
+        )
+        self.adapter_registry_reloads = Counter(
+            "tipsv2_adapter_registry_reloads_total",
+            "Adapter manifests re-read from the store after a notice or a changed file",
+            registry=r,
+        )
+        # Zero-shot work done in the gateway (numpy) after Triton answered.
+        self.zeroshot_duration = Histogram(
+            "tipsv2_zeroshot_postprocess_seconds",
+            "Gateway-side zero-shot math (classification scores, segmentation maps)",
+            ["task"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.zeroshot_labels = Histogram(
+            "tipsv2_zeroshot_labels", "Labels per zero-shot request", ["task"], buckets=BATCH_BUCKETS, registry=r
+        )
