@@ -52,10 +52,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "tipsv2.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with .Values.imagePullSecrets -}}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
-{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{- define "tipsv2.apiKeysSecret" -}}
