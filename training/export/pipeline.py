@@ -13,10 +13,10 @@ import torch
 from service.triton.repository import Artifacts, RepositoryOptions, ServedModel, write_repository
 from training.data.vocabulary import caption_corpus
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
-from training.export.onnx_export import check_image_parity, check_text_parity, export_image_trunk, export_text_trunk
+from training.export.torch_trunk import save_torch_trunk
 from training.tipsv2.checkpoint import load_pretrained, save_official, weights_digest
 from training.tipsv2.configs import get_model_config
-from training.tipsv2.model import create_model
+from training.tipsv2.model import TIPSv2, create_model
 from training.tipsv2.pretrained import TOKENIZER_FILE, find_checkpoint_files
 from training.tipsv2.tokenizer import Tokenizer, train_tokenizer
 
@@ -43,16 +43,33 @@ def export_repository(
     resolutions: tuple[int, ...] = (),
     tolerance: float = 1e-4,
 ) -> Path:
-    """Official-layout weights -> checked ONNX trunks + embedding-stage weights -> a Triton model repository."""
+    """Official-layout weights -> trunks (ONNX checked against PyTorch, or torch towers) + embedding-stage weights
+    -> a Triton model repository."""
     weights_dir = Path(weights_dir)
     cfg = get_model_config(variant)
     model = load_pretrained(weights_dir, variant)
     vision_file, text_file = find_checkpoint_files(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
+    return export_model_repository(model, weights_digest(vision_file, text_file), out, options, resolutions, tolerance)
+
+
+def export_model_repository(
+    model: TIPSv2,
+    model_id: str,
+    out: str | Path,
+    options: RepositoryOptions,
+    resolutions: tuple[int, ...] = (),
+    tolerance: float = 1e-4,
+) -> Path:
+    """An in-memory model -> a Triton model repository (the GPU benchmark builds random B/14 weights this way)."""
+    cfg = model.cfg
+    options = options.resolved()
     resolutions = resolutions or (cfg.vision_cfg.img_size,)
     patch = cfg.vision_cfg.patch_size
+    if any(r % patch for r in resolutions):
+        raise ValueError(f"served resolutions {resolutions} must be multiples of the patch size {patch}")
     served = ServedModel(
         model_name=cfg.name,
-        model_id=weights_digest(vision_file, text_file),
+        model_id=model_id,
         embed_dim=cfg.embed_dim,
         text_len=cfg.text_cfg.max_len,
         patch_size=patch,
@@ -61,21 +78,41 @@ def export_repository(
     )
     with tempfile.TemporaryDirectory(prefix="tipsv2-export-") as tmp, torch.no_grad():
         work = Path(tmp)
-        text_onnx = export_text_trunk(model, work / "text_trunk.onnx")
-        image_onnx = export_image_trunk(model, work / "image_trunk.onnx")
-        log.info("%s", check_text_parity(model, text_onnx, tolerance))
-        for resolution in resolutions:
-            log.info("%s", check_image_parity(model, image_onnx, tolerance, grid=resolution // patch))
+        grids = [r // patch for r in resolutions]
         artifacts = Artifacts(
-            text_trunk_onnx=text_onnx,
-            image_trunk_onnx=image_onnx,
             text_embed=save_arrays(text_embed_arrays(model), work / "text_embed.safetensors"),
-            image_embed=save_arrays(
-                image_embed_arrays(model, [r // patch for r in resolutions]), work / "image_embed.safetensors"
-            ),
+            image_embed=save_arrays(image_embed_arrays(model, grids), work / "image_embed.safetensors"),
         )
-        repository = write_repository(out, served, artifacts, options)
-    return repository
+        if options.torch_trunk:
+            artifacts = replace(
+                artifacts,
+                text_trunk_torch=save_torch_trunk(model, "text", work / "text_trunk"),
+                image_trunk_torch=save_torch_trunk(model, "image", work / "image_trunk"),
+            )
+        else:
+            text_onnx, image_onnx = export_checked_onnx(model, work, resolutions, tolerance)
+            artifacts = replace(artifacts, text_trunk_onnx=text_onnx, image_trunk_onnx=image_onnx)
+        return write_repository(out, served, artifacts, options)
+
+
+def export_checked_onnx(model: TIPSv2, work: Path, resolutions: tuple[int, ...], tolerance: float) -> tuple[Path, Path]:
+    """Both trunks to ONNX, each checked against PyTorch through onnxruntime (every served resolution, and batch
+    sizes other than the traced one); raises ParityError beyond `tolerance`."""
+    from training.export.onnx_export import (
+        check_image_parity,
+        check_text_parity,
+        export_image_trunk,
+        export_text_trunk,
+    )
+
+    patch = model.cfg.vision_cfg.patch_size
+    text_onnx = export_text_trunk(model, work / "text_trunk.onnx")
+    image_onnx = export_image_trunk(model, work / "image_trunk.onnx")
+    for batch in (1, 3):
+        log.info("%s", check_text_parity(model, text_onnx, tolerance, batch=batch))
+    for resolution in resolutions:
+        log.info("%s", check_image_parity(model, image_onnx, tolerance, batch=3, grid=resolution // patch))
+    return text_onnx, image_onnx
 
 
 def copy_tokenizer(weights_dir: str | Path, dst: str | Path) -> Path:

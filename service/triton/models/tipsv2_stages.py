@@ -4,18 +4,23 @@ An adapter is a residual low-rank map x + up(act(down(x))) applied to the token 
 Requests name their adapter by an immutable id (`tenant/name/version/digest`); each stage keeps a bank of recently
 used adapters (LRU, bounded) and loads a missing one from the adapter store on first use. An adapter id that the
 store does not hold is an error for that request, never a silent fallback to the base model.
+
+`read_adapter` (the store layout, the checks) is shared with the torch bank in `tipsv2_stages_torch.py`.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import os
+import struct
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from safetensors import safe_open
+from safetensors.numpy import load as load_safetensors_bytes
 from safetensors.numpy import load_file
 
 # The activations an adapter may use between its two layers; each maps 0 to 0, so zero-padded ranks are exact.
@@ -31,6 +36,7 @@ ACTIVATIONS = {
     "silu": lambda x: x / (np.float32(1.0) + np.exp(-x)),
 }
 MAX_ADAPTER_BYTES = 64 << 20
+DIGEST_CHARS = 16  # an adapter id's digest: the first 16 hex characters of the file's sha256
 
 
 class StageError(Exception):
@@ -39,10 +45,14 @@ class StageError(Exception):
 
 @dataclass
 class Adapter:
-    down: np.ndarray  # (r, D)
-    up: np.ndarray  # (D, r)
+    down: np.ndarray  # (r, D) float32
+    up: np.ndarray  # (D, r) float32
     activation: str
     nbytes: int
+
+    @property
+    def rank(self) -> int:
+        return int(self.down.shape[0])
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """x: (..., D) -> x + up(act(down(x)))."""
@@ -50,8 +60,80 @@ class Adapter:
         return x + hidden @ self.up.T
 
 
+def adapter_path(store_dir: str, adapter_id: str) -> str:
+    """`tenant/name/version/digest` -> `{store}/{tenant}/{name}/v{version}-{digest}.safetensors` (no escaping)."""
+    parts = adapter_id.split("/")
+    if len(parts) != 4 or any(not p or p in (".", "..") or os.sep in p or "\0" in p for p in parts):
+        raise StageError(f"malformed adapter id {adapter_id!r}: expected tenant/name/version/digest")
+    tenant, name, version, digest = parts
+    return os.path.join(store_dir, tenant, name, f"v{version}-{digest}.safetensors")
+
+
+def read_adapter(store_dir: str, adapter_id: str, modality: str, dim: int, base_hash: str) -> Adapter:
+    """Reads and checks one adapter's `modality` part from the store; StageError says what is wrong."""
+    path = adapter_path(store_dir, adapter_id)
+    if not store_dir or not os.path.isfile(path):
+        raise StageError(f"unknown adapter {adapter_id!r}: not in the adapter store")
+    size = os.path.getsize(path)
+    if size > MAX_ADAPTER_BYTES:
+        raise StageError(f"adapter {adapter_id!r} is {size} bytes, above {MAX_ADAPTER_BYTES}")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    # The id names the file's content: a file changed after upload (or torn) is refused, not served.
+    digest = adapter_id.rsplit("/", 1)[1]
+    if hashlib.sha256(data).hexdigest()[:DIGEST_CHARS] != digest:
+        raise StageError(f"adapter {adapter_id!r} does not match its digest: the file changed after upload")
+    meta = _metadata(data, adapter_id)
+    if base_hash and meta.get("base_hash") != base_hash:
+        raise StageError(f"adapter {adapter_id!r} was trained for another base model")
+    try:
+        tensors = load_safetensors_bytes(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise StageError(f"adapter {adapter_id!r} is not a readable safetensors file: {exc}") from exc
+    down, up = tensors.get(f"{modality}.down"), tensors.get(f"{modality}.up")
+    if down is None or up is None:
+        raise StageError(f"adapter {adapter_id!r} has no {modality} part")
+    if down.ndim != 2 or up.ndim != 2 or down.shape[1] != dim or up.shape != (dim, down.shape[0]):
+        raise StageError(f"adapter {adapter_id!r} has shapes {down.shape}/{up.shape} for width {dim}")
+    activation = meta.get("activation", "identity")
+    if activation not in ACTIVATIONS:
+        raise StageError(f"adapter {adapter_id!r} uses unknown activation {activation!r}")
+    down32, up32 = np.ascontiguousarray(down, np.float32), np.ascontiguousarray(up, np.float32)
+    if not (np.isfinite(down32).all() and np.isfinite(up32).all()):
+        raise StageError(f"adapter {adapter_id!r} holds NaN or Inf values")
+    return Adapter(down32, up32, activation, down32.nbytes + up32.nbytes)
+
+
+def _metadata(data: bytes, adapter_id: str) -> dict[str, str]:
+    """The safetensors `__metadata__` map, parsed from the header without touching tensor data."""
+    try:
+        (length,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + length].decode("utf-8"))
+    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        raise StageError(f"adapter {adapter_id!r} is not a readable safetensors file") from exc
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+
+
+class BankStats:
+    """Counters every bank keeps for the stage metrics (read and drained by `tipsv2_metrics.StageMetrics`)."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+        self.evictions = 0
+        self._load_times: list[float] = []
+
+    def loaded(self, seconds: float) -> None:
+        self.loads += 1
+        self._load_times.append(seconds)
+
+    def drain_load_times(self) -> list[float]:
+        times, self._load_times = self._load_times, []
+        return times
+
+
 class AdapterBank:
-    """LRU bank of adapters of one modality, loaded from the adapter store on first use."""
+    """LRU bank of adapters of one modality (numpy, host memory), loaded from the adapter store on first use."""
 
     def __init__(self, store_dir: str, modality: str, dim: int, base_hash: str, capacity: int) -> None:
         self.store_dir = store_dir
@@ -59,11 +141,9 @@ class AdapterBank:
         self.dim = dim
         self.base_hash = base_hash
         self.capacity = max(1, capacity)
+        self.stats = BankStats()
         self._bank: collections.OrderedDict[str, Adapter] = collections.OrderedDict()
         self._lock = threading.Lock()
-        self.loads = 0
-        self.evictions = 0
-        self.load_seconds: list[float] = []
 
     def __len__(self) -> int:
         return len(self._bank)
@@ -75,58 +155,28 @@ class AdapterBank:
                 self._bank.move_to_end(adapter_id)
                 return adapter
         started = time.perf_counter()
-        adapter = self._load(adapter_id)
+        adapter = read_adapter(self.store_dir, adapter_id, self.modality, self.dim, self.base_hash)
         with self._lock:
             self._bank[adapter_id] = adapter
             self._bank.move_to_end(adapter_id)
-            self.loads += 1
-            self.load_seconds.append(time.perf_counter() - started)
+            self.stats.loaded(time.perf_counter() - started)
             while len(self._bank) > self.capacity:
                 self._bank.popitem(last=False)
-                self.evictions += 1
+                self.stats.evictions += 1
         return adapter
-
-    def _path(self, adapter_id: str) -> str:
-        parts = adapter_id.split("/")
-        if len(parts) != 4 or any(not p or p in (".", "..") or os.sep in p for p in parts):
-            raise StageError(f"malformed adapter id {adapter_id!r}")
-        tenant, name, version, digest = parts
-        return os.path.join(self.store_dir, tenant, name, f"v{version}-{digest}.safetensors")
-
-    def _load(self, adapter_id: str) -> Adapter:
-        path = self._path(adapter_id)
-        if not self.store_dir or not os.path.isfile(path):
-            raise StageError(f"unknown adapter {adapter_id!r}: not in the adapter store")
-        size = os.path.getsize(path)
-        if size > MAX_ADAPTER_BYTES:
-            raise StageError(f"adapter {adapter_id!r} is {size} bytes, above {MAX_ADAPTER_BYTES}")
-        with safe_open(path, framework="numpy") as handle:
-            meta = handle.metadata() or {}
-        if self.base_hash and meta.get("base_hash") != self.base_hash:
-            raise StageError(f"adapter {adapter_id!r} was trained for another base model")
-        tensors = load_file(path)
-        down, up = tensors.get(f"{self.modality}.down"), tensors.get(f"{self.modality}.up")
-        if down is None or up is None:
-            raise StageError(f"adapter {adapter_id!r} has no {self.modality} part")
-        if down.ndim != 2 or up.ndim != 2 or down.shape[1] != self.dim or up.shape != (self.dim, down.shape[0]):
-            raise StageError(f"adapter {adapter_id!r} has shapes {down.shape}/{up.shape} for width {self.dim}")
-        activation = meta.get("activation", "identity")
-        if activation not in ACTIVATIONS:
-            raise StageError(f"adapter {adapter_id!r} uses unknown activation {activation!r}")
-        down32, up32 = down.astype(np.float32), up.astype(np.float32)
-        return Adapter(down32, up32, activation, down32.nbytes + up32.nbytes)
 
     def apply(self, x: np.ndarray, adapter_ids: list[str]) -> np.ndarray:
         """x: (B, T, D); adapter_ids: one per row, "" for the base model. Rows are grouped by adapter."""
         if not any(adapter_ids):
             return x
-        out = x.copy()
         groups: dict[str, list[int]] = collections.defaultdict(list)
         for row, adapter_id in enumerate(adapter_ids):
             if adapter_id:
                 groups[adapter_id].append(row)
+        adapters = {adapter_id: self.get(adapter_id) for adapter_id in groups}  # all loaded before any row changes
+        out = x.copy()
         for adapter_id, rows in groups.items():
-            out[rows] = self.get(adapter_id).apply(x[rows])
+            out[rows] = adapters[adapter_id].apply(x[rows])
         return out
 
 

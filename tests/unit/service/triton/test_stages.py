@@ -1,13 +1,14 @@
-"""The numpy embedding stages that run in Triton reproduce the PyTorch embedding layers."""
+"""The numpy embedding stages that run in Triton reproduce the PyTorch embedding layers; the numpy adapter bank
+reads the real adapter format from the real store layout and refuses what it must not serve."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from safetensors.numpy import save_file
 
 from service.triton.models.tipsv2_stages import AdapterBank, ImageEmbedStage, StageError, TextEmbedStage
+from tests.unit.service.triton.adapter_files import random_adapter, write_adapter
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
 
 
@@ -51,18 +52,47 @@ def test_adapter_bank_refuses_unknown_adapter_instead_of_base(tmp_path) -> None:
 
 def test_adapter_bank_applies_per_row_and_evicts_lru(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
-    for name in ("a", "b", "c"):
-        (tmp_path / "t" / name).mkdir(parents=True)
-        tensors = {
-            "text.down": rng.standard_normal((4, 8)).astype(np.float32),
-            "text.up": rng.standard_normal((8, 4)).astype(np.float32),
-        }
-        save_file(tensors, str(tmp_path / "t" / name / "v1-d.safetensors"), metadata={"base_hash": "base"})
+    ids = {n: write_adapter(tmp_path, "t", n, 1, {"text": random_adapter(rng, 8, 4)}, "base") for n in "abc"}
     bank = AdapterBank(str(tmp_path), "text", 8, "base", capacity=2)
     x = rng.standard_normal((3, 5, 8)).astype(np.float32)
-    out = bank.apply(x, ["t/a/1/d", "", "t/b/1/d"])
-    adapter_a = bank.get("t/a/1/d")
+    out = bank.apply(x, [ids["a"], "", ids["b"]])
+    adapter_a = bank.get(ids["a"])
     assert np.allclose(out[0], x[0] + (x[0] @ adapter_a.down.T) @ adapter_a.up.T, atol=1e-5)
     assert np.array_equal(out[1], x[1])
-    bank.apply(x[:1], ["t/c/1/d"])
-    assert len(bank) == 2 and bank.evictions == 1 and bank.loads == 3
+    bank.apply(x[:1], [ids["c"]])
+    assert len(bank) == 2 and bank.stats.evictions == 1 and bank.stats.loads == 3
+
+
+@pytest.mark.parametrize(
+    ("adapter_id", "message"),
+    [
+        ("t/a/1", "malformed adapter id"),
+        ("t/../1/abc", "malformed adapter id"),
+        ("t/a/1/0000000000000000", "unknown adapter"),
+    ],
+)
+def test_adapter_bank_refuses_bad_ids(tmp_path, adapter_id: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(StageError, match=message):
+        AdapterBank(str(tmp_path), "text", 8, "base", 4).get(adapter_id)
+
+
+def test_adapter_bank_refuses_a_file_changed_after_upload(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    adapter_id = write_adapter(tmp_path, "t", "a", 1, {"text": random_adapter(np.random.default_rng(1), 8, 2)}, "b")
+    tenant, name, version, digest = adapter_id.split("/")
+    path = tmp_path / tenant / name / f"v{version}-{digest}.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(StageError, match="does not match its digest"):
+        AdapterBank(str(tmp_path), "text", 8, "b", 4).get(adapter_id)
+
+
+def test_adapter_bank_refuses_adapters_of_another_base_or_modality(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(2)
+    other_base = write_adapter(tmp_path, "t", "a", 1, {"text": random_adapter(rng, 8, 2)}, "other-model")
+    image_only = write_adapter(tmp_path, "t", "b", 1, {"image": random_adapter(rng, 8, 2)}, "base")
+    bank = AdapterBank(str(tmp_path), "text", 8, "base", 4)
+    with pytest.raises(StageError, match="another base model"):
+        bank.get(other_base)
+    with pytest.raises(StageError, match="no text part"):
+        bank.get(image_only)

@@ -1,0 +1,50 @@
+"""Triton Python-backend model: a trunk run by torch (the `local` flavour with runtime torch).
+
+The tower is rebuilt from this project's model library (`training.export.torch_trunk`), so this model needs the
+project importable: true wherever the bundled tritonserver runs from the project's environment (the launcher puts
+the project root on PYTHONPATH). Parameters: `device` (cpu|cuda), `dtype` (float32|bfloat16|float16: the compute
+precision; inputs and outputs stay float32), `compile` (a torch.compile mode, "" for eager).
+
+Dynamic batching hands `execute` several requests: those of one shape run as one batch; inputs and outputs cross
+the backend through DLPack, so on a GPU nothing leaves the device between the embedding stage and this trunk.
+"""
+
+import os
+import sys
+
+import torch
+import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tipsv2_triton import ModelArgs, torch_input, torch_output
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        from training.export.torch_trunk import load_torch_trunk
+
+        model = ModelArgs(args)
+        self.trunk = load_torch_trunk(
+            model.version_dir, model.torch_device(), model.param("dtype", "float32"), model.param("compile", "")
+        )
+
+    def execute(self, requests):
+        feeds = [{name: torch_input(r, name) for name in self.trunk.input_names} for r in requests]
+        wanted = [set(r.requested_output_names()) or set(self.trunk.output_names) for r in requests]
+        first = self.trunk.input_names[0]
+        groups = {}
+        for index, feed in enumerate(feeds):  # requests of different shapes (resolutions) cannot share a batch
+            groups.setdefault(tuple(feed[first].shape[1:]), []).append(index)
+        outputs = [None] * len(requests)
+        for members in groups.values():
+            batch = {n: torch.cat([feeds[i][n] for i in members]) for n in self.trunk.input_names}
+            union = set().union(*(wanted[i] for i in members))
+            result = self.trunk(batch, [n for n in self.trunk.output_names if n in union])
+            start = 0
+            for i in members:
+                rows = feeds[i][first].shape[0]
+                outputs[i] = {n: v[start : start + rows] for n, v in result.items() if n in wanted[i]}
+                start += rows
+        return [
+            pb_utils.InferenceResponse(output_tensors=[torch_output(n, v) for n, v in out.items()]) for out in outputs
+        ]
