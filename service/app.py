@@ -8,15 +8,22 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from service.adapters.manager import AdapterManager
+from service.adapters.notifier import AdapterNotifier
+from service.adapters.registry import AdapterRegistry
+from service.adapters.store import AdapterStore
 from service.api.main import api_router
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.cache import EmbeddingCache
 from service.core.config import Settings, get_settings
 from service.core.errors import install_error_handlers
 from service.core.metrics import Metrics
+from service.core.redis import RedisBreaker, make_client
 from service.core.security import KeyRing
 from service.embedder import Embedder
 from service.inference.backend import InferenceBackend
+from service.ratelimit import RateLimiter
+from service.recognition import Recognizer
 from service.state import AppState
 from training.tipsv2.tokenizer import Tokenizer
 
@@ -36,10 +43,29 @@ def build_state(
         from service.inference.triton import TritonBackend
 
         backend = TritonBackend(settings.triton, metrics)
-    cache = EmbeddingCache(settings.redis, metrics)
-    tokenizer = Tokenizer(settings.tokenizer_path)
-    embedder = Embedder(backend, cache, tokenizer, metrics, settings.limits)
-    return AppState(settings, metrics, backend, cache, embedder, KeyRing(settings.key_table()))
+    redis = make_client(settings.redis)
+    breaker = RedisBreaker(settings.redis.retry_interval_s, metrics)
+    cache = EmbeddingCache(redis, breaker, settings.redis.cache_ttl_s)
+    embedder = Embedder(backend, cache, Tokenizer(settings.tokenizer_path), metrics, settings.limits)
+    store = AdapterStore(settings.adapter_store) if settings.adapter_store is not None else None
+    registry = AdapterRegistry(store, settings.adapters.revalidate_s, metrics)
+    notifier = AdapterNotifier(
+        redis, breaker, registry, metrics, settings.adapters.channel, settings.redis.retry_interval_s
+    )
+    return AppState(
+        settings=settings,
+        metrics=metrics,
+        backend=backend,
+        redis=redis,
+        cache=cache,
+        embedder=embedder,
+        recognizer=Recognizer(backend, embedder, metrics, settings.limits),
+        keyring=KeyRing(settings.key_table()),
+        rate_limiter=RateLimiter(redis, breaker, settings.rate_limit, metrics),
+        registry=registry,
+        notifier=notifier,
+        adapters=AdapterManager(store, registry, notifier, metrics, settings.adapters.max_bytes),
+    )
 
 
 def create_app(settings: Settings | None = None, backend: InferenceBackend | None = None) -> FastAPI:
@@ -51,6 +77,7 @@ def create_app(settings: Settings | None = None, backend: InferenceBackend | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings, backend, metrics)
         app.state.tipsv2 = state
+        await state.start()
         if not await state.backend.ready():
             log.warning("Triton is not ready yet at %s; /readyz will say so until it is", settings.triton.url)
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.adapters.registry import ResolvedAdapter
 from service.cache import EmbeddingCache, cache_key, content_hash, decode_vector, encode_vector
 from service.core.config import LimitSettings
 from service.core.errors import ErrorKind, GatewayError, invalid
@@ -15,15 +16,6 @@ from service.core.metrics import Metrics
 from service.inference.backend import InferenceBackend, ServedModelInfo
 from training.tipsv2.preprocess import ImageDecodeError, decode_image, resize_uint8
 from training.tipsv2.tokenizer import Tokenizer
-
-
-@dataclass(frozen=True)
-class ResolvedAdapter:
-    """An adapter reference resolved for one tenant: `adapter_id` is what Triton's adapter bank loads."""
-
-    name: str
-    version: int
-    adapter_id: str  # "tenant/name/version/digest"
 
 
 @dataclass
@@ -75,7 +67,7 @@ class Embedder:
     ) -> TextResult:
         served = await self.backend.served_model()
         ids, lengths = self.tokenize(texts, truncate)
-        adapter_id = adapter.adapter_id if adapter else ""
+        adapter_id = adapter.id_for("text") if adapter else ""
         keys = [
             cache_key(served.model_id, tenant, adapter_id, "text", "raw", content_hash(row.tobytes())) for row in ids
         ]
@@ -106,7 +98,7 @@ class Embedder:
         resolution = self._resolution(served, resolution)
         grid = resolution // served.patch_size
         D = served.embed_dim
-        adapter_id = adapter.adapter_id if adapter else ""
+        adapter_id = adapter.id_for("image") if adapter else ""
         options = f"r{resolution}" + ("+patches" if with_patches else "")
         keys = [cache_key(served.model_id, tenant, adapter_id, "image", options, content_hash(data)) for data in images]
         per_item = D * (2 + (grid * grid if with_patches else 0))

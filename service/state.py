@@ -7,13 +7,20 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import redis.asyncio as aioredis
+
+from service.adapters.manager import AdapterManager
+from service.adapters.notifier import AdapterNotifier
+from service.adapters.registry import AdapterRegistry, ResolvedAdapter
 from service.cache import EmbeddingCache
 from service.core.config import Settings
 from service.core.errors import ErrorKind, GatewayError
 from service.core.metrics import Metrics
 from service.core.security import KeyRing
-from service.embedder import Embedder, ResolvedAdapter
+from service.embedder import Embedder
 from service.inference.backend import InferenceBackend
+from service.ratelimit import RateLimiter
+from service.recognition import Recognizer
 
 
 @dataclass
@@ -21,9 +28,15 @@ class AppState:
     settings: Settings
     metrics: Metrics
     backend: InferenceBackend
+    redis: aioredis.Redis
     cache: EmbeddingCache
     embedder: Embedder
+    recognizer: Recognizer
     keyring: KeyRing
+    rate_limiter: RateLimiter
+    registry: AdapterRegistry
+    notifier: AdapterNotifier
+    adapters: AdapterManager
     _inflight: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,8 +64,12 @@ class AppState:
         """Resolves `name` or `name@version` among the tenant's adapters; None means the base model."""
         if ref is None:
             return None
-        raise GatewayError(ErrorKind.NOT_FOUND, f"unknown adapter {ref!r}", code="adapter_not_found", param="adapter")
+        return await self.registry.resolve(tenant, ref)
+
+    async def start(self) -> None:
+        self.notifier.start()
 
     async def close(self) -> None:
+        await self.notifier.stop()
         await self.backend.close()
-        await self.cache.close()
+        await self.redis.aclose()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from service.core.errors import GatewayError
 from service.core.security import bearer_token
 from service.state import AppState
 
@@ -18,16 +19,19 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_tenant(
+async def get_tenant(
     state: StateDep,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
     x_api_key: Annotated[str | None, Header(description="Alternative to Authorization")] = None,
 ) -> str:
+    """The caller's tenant, once its key is valid (401 otherwise) and its rate limit admits the request (429)."""
     try:
-        return state.keyring.tenant_for(bearer_token(authorization, x_api_key))
-    except Exception:
+        tenant = state.keyring.tenant_for(bearer_token(authorization, x_api_key))
+    except GatewayError:
         state.metrics.auth_failures.inc()
         raise
+    await state.rate_limiter.enforce(tenant)
+    return tenant
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import embeddings, health, images
+from service.api.routes import adapters, classify, embeddings, health, images, segment
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(embeddings.router)
 api_router.include_router(images.router)
+api_router.include_router(classify.router)
+api_router.include_router(segment.router)
+api_router.include_router(adapters.router)

@@ -37,6 +37,31 @@ class LimitSettings(BaseModel):
     max_image_bytes: int = 16 << 20
     max_image_pixels: int = 40_000_000  # decoded size: refuses decompression bombs
     max_inflight: int = 64  # concurrent inference requests; beyond it the gateway answers 503 at once
+    max_labels: int = Field(256, ge=1)  # labels per classify/segment request
+    max_templates: int = Field(16, ge=1)  # prompt templates per classify/segment request
+    max_segment_windows: int = Field(64, ge=1)  # sliding windows per segmentation (elongated images)
+    # labels x pixels of a segmentation, at the input's and at the resized resolution: bounds the gateway's memory
+    # and CPU per request (the slide-mode probabilities are a float32 array of this many elements).
+    max_segment_work: int = Field(1 << 27, ge=1)
+
+
+class AdapterSettings(BaseModel):
+    max_bytes: int = Field(16 << 20, gt=0)  # largest accepted adapter file (413 above)
+    # Each gateway keeps resolved adapters in memory; a Redis notice drops an entry at once, and this TTL bounds how
+    # long an entry is trusted without a stat of its manifest, so a swap is seen within it even while Redis is down.
+    revalidate_s: float = Field(0.5, ge=0)
+    channel: str = "tipsv2:adapters"  # Redis pub/sub channel of change notices
+
+
+class RateLimitSettings(BaseModel):
+    """Per-tenant request budget over a sliding window, kept in Redis so that all replicas share it."""
+
+    requests: int = Field(1200, ge=0)  # per window and tenant; 0 = unlimited
+    window_s: int = Field(60, ge=1)
+    tenants: dict[str, int] = Field(default_factory=dict)  # per-tenant overrides of `requests`
+
+    def limit_for(self, tenant: str) -> int:
+        return self.tenants.get(tenant, self.requests)
 
 
 class Settings(BaseSettings):
@@ -48,6 +73,11 @@ class Settings(BaseSettings):
     # Development convenience: one plaintext key for tenant "dev". Refused in production.
     dev_api_key: SecretStr | None = None
     tokenizer_path: Path = Path("build/local/weights/tokenizer.model")
+    # The adapter store: a directory (a shared volume in production) that Triton's embedding stages read. None
+    # disables uploads (503) and every adapter reference is unknown (404).
+    adapter_store: Path | None = None
+    adapters: AdapterSettings = Field(default_factory=AdapterSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     served_model_name: str = ""  # "" = whatever Triton serves (read from the ensemble's parameters)
     triton: TritonSettings = Field(default_factory=TritonSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

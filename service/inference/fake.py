@@ -7,6 +7,7 @@ different ones; adapters add a per-adapter offset, so tests can tell base from a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,7 +28,12 @@ FAKE_MODEL = ServedModelInfo(
 
 
 class FakeBackend:
-    def __init__(self, served: ServedModelInfo = FAKE_MODEL, known_adapters: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        served: ServedModelInfo = FAKE_MODEL,
+        known_adapters: set[str] | Callable[[str], bool] | None = None,
+    ) -> None:
+        """`known_adapters`: the adapter ids it serves, or a predicate (e.g. "the file is in this store")."""
         self.served = served
         self.known_adapters = known_adapters if known_adapters is not None else set()
         self.up = True
@@ -44,8 +50,9 @@ class FakeBackend:
                 code="triton_unavailable",
                 retry_after=1,
             )
+        known = self.known_adapters
         for adapter in adapters:
-            if adapter and adapter not in self.known_adapters:
+            if adapter and not (known(adapter) if callable(known) else adapter in known):
                 raise GatewayError(ErrorKind.NOT_FOUND, f"unknown adapter {adapter!r}", code="adapter_not_found")
         self.calls += 1
 

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 EncodingFormat = Literal["float", "base64"]
-ADAPTER_REF_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$"
+ADAPTER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+ADAPTER_REF_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$"  # `name` or `name@version`
 
 
 class AdapterUsed(BaseModel):
@@ -32,6 +33,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         400: "Invalid request",
         401: "Missing or invalid API key",
         404: "Unknown model or adapter",
+        409: "Conflict (e.g. deleting the active adapter version)",
         413: "Payload too large",
         415: "Unsupported media type",
         422: "Request body does not match the schema",

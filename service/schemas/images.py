@@ -1,4 +1,7 @@
-"""`POST /v1/embed/image`: image embeddings (both CLS tokens) and, on request, the patch tokens."""
+"""`POST /v1/embed/image`: image embeddings (both CLS tokens) and, on request, the patch tokens.
+
+Images come as base64 in a JSON body or as files of a multipart body (field `images`, repeated).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.schemas.common import ADAPTER_REF_PATTERN, AdapterUsed, EncodingFormat
 
 
-class ImageEmbedRequest(BaseModel):
+class ImageEmbedOptions(BaseModel):
+    """Everything but the images: the JSON body adds `images` (base64); a multipart body sends them as files."""
+
     model_config = ConfigDict(extra="forbid")
 
-    images: list[str] = Field(description="Base64-encoded image files (PNG, JPEG, WebP, ...); data URIs accepted")
-    model: str | None = None
-    adapter: str | None = Field(None, pattern=ADAPTER_REF_PATTERN)
+    model: str | None = Field(None, description="Served model name; omitted means the served model")
+    adapter: str | None = Field(None, pattern=ADAPTER_REF_PATTERN, description="`name` or `name@version`")
     encoding_format: EncodingFormat = "float"
     normalize: bool = True
     resolution: int | None = Field(None, description="Square input size; one of the served resolutions")
     return_patch_tokens: bool = Field(False, description="Also return the patch tokens (float16, base64)")
+
+
+class ImageEmbedRequest(ImageEmbedOptions):
+    images: list[str] = Field(description="Base64-encoded image files (PNG, JPEG, WebP, ...); data URIs accepted")
 
 
 class PatchTokens(BaseModel):

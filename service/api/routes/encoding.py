@@ -1,10 +1,13 @@
-"""Vector encodings shared by the embedding routes."""
+"""Encodings shared by the inference routes: vectors, float16 arrays, the adapter echo."""
 
 from __future__ import annotations
 
 import base64
 
 import numpy as np
+
+from service.adapters.registry import ResolvedAdapter
+from service.schemas.common import AdapterUsed
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -22,3 +25,8 @@ def encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
 
 def encode_f16(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f2").tobytes()).decode()
+
+
+def adapter_used(adapter: ResolvedAdapter | None) -> AdapterUsed | None:
+    """What every inference response echoes: the adapter name and the version that served it (None: base model)."""
+    return AdapterUsed(name=adapter.name, version=adapter.version) if adapter else None

@@ -1,0 +1,148 @@
+"""Bodies that carry images: a JSON document with base64 images, or a multipart form with image files.
+
+Both become the same pair: the request's options (a pydantic model without the images) and the image bytes. Schema
+violations raise FastAPI's `RequestValidationError`, so both forms get the error body of every other endpoint.
+The OpenAPI document lists both content types (`request_body_openapi`).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from service.core.errors import ErrorKind, GatewayError
+from service.inputs import check_image_count, check_image_size, decode_base64_image
+from service.state import AppState
+
+Options = TypeVar("Options", bound=BaseModel)
+
+
+@dataclass
+class ImageBody(Generic[Options]):
+    options: Options
+    images: list[bytes]
+
+
+def image_body(
+    options_model: type[Options], json_model: type[BaseModel], field: str, many: bool
+) -> Callable[[Request], Awaitable[ImageBody[Options]]]:
+    """A dependency parsing `json_model` (options + base64 `field`) or a multipart form (options + files `field`)."""
+
+    async def parse(request: Request) -> ImageBody[Options]:
+        state: AppState = request.app.state.tipsv2
+        limits = state.settings.limits
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "multipart/form-data":
+            async with request.form(
+                max_files=limits.max_items, max_fields=limits.max_labels + limits.max_templates + 32
+            ) as form:
+                options = _validate(options_model, _form_fields(form, options_model, field))
+                images = [await _file_bytes(item, field, i, limits.max_image_bytes) for i, item in _items(form, field)]
+        elif content_type == "application/json" or content_type.endswith("+json"):
+            document = _json_document(await request.body())
+            full = _validate(json_model, document)
+            options = options_model.model_validate(full.model_dump(exclude={field}))
+            encoded = getattr(full, field)
+            items = encoded if many else [encoded]
+            check_image_count(len(items), limits.max_items, field)
+            images = [
+                decode_base64_image(item, _where(field, i, many), limits.max_image_bytes, field)
+                for i, item in enumerate(items)
+            ]
+        else:
+            raise GatewayError(
+                ErrorKind.UNSUPPORTED_MEDIA,
+                f"send application/json or multipart/form-data (got {content_type or 'no content type'})",
+                code="unsupported_content_type",
+            )
+        if not many and len(images) != 1:
+            raise GatewayError(
+                ErrorKind.INVALID_REQUEST, f"send exactly one file as {field!r}", code="empty_input", param=field
+            )
+        check_image_count(len(images), limits.max_items, field)
+        return ImageBody(options, images)
+
+    return parse
+
+
+def _json_document(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise GatewayError(
+            ErrorKind.INVALID_REQUEST, "request body is not valid UTF-8 JSON", code="malformed_json"
+        ) from exc
+
+
+def _validate(model: type[Options], data: Any) -> Options:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+
+
+def _form_fields(form: FormData, model: type[BaseModel], files_field: str) -> dict[str, Any]:
+    """Form fields as the options model expects them: repeated fields for lists, single values otherwise."""
+    fields: dict[str, Any] = {}
+    for key in form:
+        if key == files_field:
+            continue
+        values = form.getlist(key)
+        if any(isinstance(v, UploadFile) for v in values):
+            raise GatewayError(
+                ErrorKind.INVALID_REQUEST, f"form field {key!r} must not be a file", code="invalid_request", param=key
+            )
+        info = model.model_fields.get(key)
+        fields[key] = values if info is not None and _is_list(info.annotation) else values[-1]
+    return fields
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_list(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def _items(form: FormData, field: str) -> list[tuple[int, UploadFile | str]]:
+    return list(enumerate(form.getlist(field)))
+
+
+async def _file_bytes(item: UploadFile | str, field: str, index: int, max_bytes: int) -> bytes:
+    where = f"{field}[{index}]"
+    if isinstance(item, str):  # a form field instead of a file: accept base64, as in JSON
+        return decode_base64_image(item, where, max_bytes, field)
+    data = await item.read(max_bytes + 1)
+    return check_image_size(data, where, max_bytes, field)
+
+
+def _where(field: str, index: int, many: bool) -> str:
+    return f"{field}[{index}]" if many else field
+
+
+def request_body_openapi(json_model: type[BaseModel], options_model: type[BaseModel], field: str, many: bool) -> dict:
+    """`openapi_extra` documenting both content types of an image-carrying endpoint."""
+    form_schema = options_model.model_json_schema()
+    binary = {"type": "string", "format": "binary"}
+    form_schema["properties"][field] = {"type": "array", "items": binary} if many else binary
+    form_schema["required"] = [*form_schema.get("required", []), field]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": json_model.model_json_schema()},
+                "multipart/form-data": {"schema": form_schema},
+            },
+        }
+    }

@@ -1,0 +1,110 @@
+"""Per-tenant rate limits in Redis: a sliding-window counter shared by every gateway replica.
+
+The budget is `limit` requests per `window` seconds. Each tenant has one counter per fixed window; a request is
+admitted when `previous * (1 - elapsed / window) + current < limit`, the usual sliding-window estimate (no burst of
+2x the limit at a window edge, two integers per tenant instead of a log of timestamps). Check and increment are one
+Lua script, so replicas racing on the same tenant cannot overshoot, and a refused request does not consume budget.
+A refusal is a 429 with `Retry-After`, the seconds until the estimate drops below the limit.
+
+When Redis cannot be asked the limiter fails open: the request is admitted, counted in
+`tipsv2_rate_limit_unchecked_total`, and the shared breaker keeps the limiter off Redis for its retry interval.
+Availability of the product beats exactness of a quota during a Redis outage; in-flight bounds still protect the
+gateway and Triton.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from service.core.config import RateLimitSettings
+from service.core.errors import ErrorKind, GatewayError
+from service.core.metrics import Metrics
+from service.core.redis import RedisBreaker
+
+# KEYS: current window counter, previous window counter. ARGV: limit, weight of the previous window, ttl (s).
+# Returns {admitted (0/1), current count, previous count}.
+SLIDING_WINDOW = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
+if previous * tonumber(ARGV[2]) + current + 1 > tonumber(ARGV[1]) then
+  return {0, current, previous}
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return {1, current + 1, previous}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    admitted: bool
+    retry_after_s: int = 0
+    checked: bool = True
+
+
+def retry_after(limit: int, window_s: float, elapsed_s: float, current: int, previous: int) -> int:
+    """Whole seconds until one more request fits the sliding-window estimate (at least 1)."""
+    if current + 1 > limit:
+        # The current window alone is full: wait for the next one, where this window's count becomes the previous
+        # one and must decay until `current * (1 - e / window) + 1 <= limit`.
+        wait = (window_s - elapsed_s) + window_s * (1 - (limit - 1) / current)
+    else:
+        # Refused because of the previous window's weight: wait until `previous * (1 - (elapsed + t) / window)`
+        # leaves room for one more request.
+        wait = window_s * (1 - (limit - 1 - current) / max(previous, 1)) - elapsed_s
+    return max(1, math.ceil(wait))
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        breaker: RedisBreaker,
+        settings: RateLimitSettings,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.breaker = breaker
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock  # wall clock: replicas agree on window boundaries (NTP is enough at seconds' scale)
+        self._script = client.register_script(SLIDING_WINDOW)
+
+    async def check(self, tenant: str) -> Decision:
+        limit = self.settings.limit_for(tenant)
+        if limit <= 0:
+            return Decision(True)
+        if not self.breaker.available():
+            self.metrics.rate_limit_unchecked.inc()
+            return Decision(True, checked=False)
+        window = self.settings.window_s
+        now = self.clock()
+        index, elapsed = divmod(now, window)
+        keys = [f"tipsv2:rl:{tenant}:{int(index)}", f"tipsv2:rl:{tenant}:{int(index) - 1}"]
+        try:
+            admitted, current, previous = await self._script(keys=keys, args=[limit, 1 - elapsed / window, 2 * window])
+        except (RedisError, OSError) as exc:
+            self.breaker.failed("ratelimit", exc)
+            self.metrics.rate_limit_unchecked.inc()
+            return Decision(True, checked=False)
+        self.breaker.succeeded()
+        if admitted:
+            return Decision(True)
+        self.metrics.rate_limited.labels(tenant).inc()
+        return Decision(False, retry_after(limit, window, elapsed, int(current), int(previous)))
+
+    async def enforce(self, tenant: str) -> None:
+        decision = await self.check(tenant)
+        if not decision.admitted:
+            raise GatewayError(
+                ErrorKind.RATE_LIMITED,
+                f"rate limit of {self.settings.limit_for(tenant)} requests per {self.settings.window_s} s exceeded",
+                code="rate_limited",
+                retry_after=decision.retry_after_s,
+            )
