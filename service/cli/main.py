@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "service.cli.gateway",
     "service.cli.local",
     "service.cli.keys",
+    "service.cli.weights",
+    "service.cli.encode",
 )
 
 

@@ -9,8 +9,11 @@ strict: a missing, unexpected or mis-shaped key fails with its name. `.npz` file
 from __future__ import annotations
 
 import hashlib
+import math
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,19 +32,49 @@ class CheckpointError(ValueError):
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """All arrays of an `.npz`, read without pickle; a file that is not an `.npz` raises CheckpointError."""
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with data:
+            return {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{path} is not a readable .npz file: {exc}") from exc
+
+
+def read_npz_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of every array in an `.npz`, from the `.npy` headers only (no data is read)."""
+    shapes = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    reader = np.lib.format.read_array_header_1_0
+                    if version != (1, 0):
+                        reader = np.lib.format.read_array_header_2_0
+                    shape, _, _ = reader(member)
+                shapes[info.filename.removesuffix(".npy")] = tuple(shape)
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable .npz file: {exc}") from exc
+    return shapes
 
 
 def check_state_dict(module: torch.nn.Module, arrays: Mapping[str, np.ndarray], what: str) -> None:
     """Raises CheckpointError naming every missing, unexpected and mis-shaped key."""
+    check_shapes(module, {k: tuple(v.shape) for k, v in arrays.items()}, what)
+
+
+def check_shapes(module: torch.nn.Module, found: Mapping[str, tuple[int, ...]], what: str) -> None:
+    """Raises CheckpointError naming every missing, unexpected and mis-shaped key of `found` against `module`."""
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    missing = sorted(set(expected) - set(arrays))
-    unexpected = sorted(set(arrays) - set(expected))
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     wrong = [
-        f"{k}: checkpoint {tuple(arrays[k].shape)} vs model {expected[k]}"
-        for k in sorted(set(expected) & set(arrays))
-        if tuple(arrays[k].shape) != expected[k]
+        f"{k}: checkpoint {found[k]} vs model {expected[k]}"
+        for k in sorted(set(expected) & set(found))
+        if tuple(found[k]) != expected[k]
     ]
     problems = []
     if missing:
@@ -64,18 +97,43 @@ def load_official(model: TIPSv2, vision_file: str | Path, text_file: str | Path)
     """Loads the two official `.npz` files into `model` strictly; sets the temperature from the text file."""
     load_tower(model.visual, read_npz(vision_file), str(vision_file))
     text = read_npz(text_file)
-    if TEMPERATURE_KEY not in text:
-        raise CheckpointError(f"{text_file} does not match the official layout: missing keys: {TEMPERATURE_KEY}")
-    temperature = text.pop(TEMPERATURE_KEY)
+    temperature = _pop_temperature(text, text_file)
     load_tower(model.text, text, str(text_file))
     with torch.no_grad():
         model.temperature.fill_(float(temperature))
     return model
 
 
-def load_pretrained(weights_dir: str | Path, variant: str) -> TIPSv2:
-    """Builds `variant` and loads `tips_v2_oss_{tag}_{vision,text}.npz` from `weights_dir`."""
+def _pop_temperature(text: dict[str, Any], text_file: str | Path) -> Any:
+    if TEMPERATURE_KEY not in text:
+        raise CheckpointError(f"{text_file} does not match the official layout: missing keys: {TEMPERATURE_KEY}")
+    temperature = text.pop(TEMPERATURE_KEY)
+    if math.prod(np.shape(temperature)) != 1:
+        raise CheckpointError(f"{text_file}: `{TEMPERATURE_KEY}` must be a scalar, got shape {np.shape(temperature)}")
+    return temperature
+
+
+def verify_official(weights_dir: str | Path, variant: str) -> tuple[Path, Path]:
+    """Checks the key names and shapes of a directory's official files against `variant` without loading them."""
     cfg = get_model_config(variant)
+    vision, text = find_checkpoint_files(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
+    with torch.device("meta"):
+        model = TIPSv2(cfg)
+    check_shapes(model.visual, read_npz_shapes(vision), str(vision))
+    text_shapes = read_npz_shapes(text)
+    temperature = text_shapes.pop(TEMPERATURE_KEY, None)
+    if temperature is None or math.prod(temperature) != 1:
+        raise CheckpointError(f"{text} does not hold the scalar `{TEMPERATURE_KEY}` (shape {temperature})")
+    check_shapes(model.text, text_shapes, str(text))
+    return vision, text
+
+
+def load_pretrained(weights_dir: str | Path, variant: str) -> TIPSv2:
+    """Builds `variant` and loads `tips_v2_oss_{tag}_{vision,text}.npz` from `weights_dir` (both So400m spellings)."""
+    cfg = get_model_config(variant)
+    weights_dir = Path(weights_dir)
+    if not weights_dir.is_dir():
+        raise FileNotFoundError(f"weights directory {weights_dir} does not exist")
     vision, text = find_checkpoint_files(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
     with torch.device("meta"):
         model = TIPSv2(cfg)
@@ -105,13 +163,30 @@ def save_official(model: TIPSv2, directory: str | Path, tag: str | None = None) 
 
 
 def npz_to_safetensors(src: str | Path, dst: str | Path) -> Path:
-    save_safetensors({k: np.ascontiguousarray(v) for k, v in read_npz(src).items()}, str(dst))
+    """The same arrays under the same keys (the temperature stays a scalar), as safetensors."""
+    # np.require, not np.ascontiguousarray: the latter turns the 0-d temperature into shape (1,).
+    save_safetensors({k: np.require(v, requirements="C") for k, v in read_npz(src).items()}, str(dst))
     return Path(dst)
 
 
 def safetensors_to_npz(src: str | Path, dst: str | Path) -> Path:
-    np.savez(dst, **load_safetensors(str(src)))  # type: ignore[arg-type]
+    """The inverse of `npz_to_safetensors`: an `.npz` exactly at `dst` (numpy would otherwise append `.npz`)."""
+    with open(dst, "wb") as out:
+        np.savez(out, **load_safetensors(str(src)))  # type: ignore[arg-type]
     return Path(dst)
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Converts one tower file between `.npz` and `.safetensors`, the direction given by the two suffixes."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} does not exist")
+    converters = {(".npz", ".safetensors"): npz_to_safetensors, (".safetensors", ".npz"): safetensors_to_npz}
+    converter = converters.get((src.suffix, dst.suffix))
+    if converter is None:
+        raise ValueError(f"cannot convert {src.name} to {dst.name}: use .npz -> .safetensors or .safetensors -> .npz")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return converter(src, dst)
 
 
 def weights_digest(*files: str | Path) -> str:

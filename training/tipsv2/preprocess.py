@@ -1,8 +1,10 @@
 """Image preprocessing as the official TIPSv2 code does it (no torch).
 
-Official: `Resize((448, 448))` (PIL bilinear) then `ToTensor()`: values in [0, 1], **no** mean/std normalisation.
-Here the resize happens on PIL and the result stays uint8 (H, W, 3) so that clients and the gateway ship a quarter of
-the bytes; `to_model_input` does the exact `/ 255` of `ToTensor`.
+Official (`pytorch/run_image_encoder_inference.py`): `Resize((448, 448))` (PIL bilinear) then `ToTensor()`: values
+in [0, 1], **no** mean/std normalisation (its `Normalize((0, 0, 0), (1, 1, 1))` is the identity). Any multiple of the
+patch size works as resolution. Here the resize happens on PIL and the result stays uint8 (H, W, 3) so that clients
+and the gateway ship a quarter of the bytes; `to_model_input` does the exact `/ 255` of `ToTensor`.
+Zero-shot segmentation resizes differently (short side, bicubic): `resize_short_side`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import warnings
 
 import numpy as np
 from PIL import Image
+
+from training.tipsv2.windows import short_side_size
 
 PATCH_SIZE = 14
 
@@ -52,6 +56,17 @@ def resize_uint8(image: Image.Image, resolution: int) -> np.ndarray:
     check_resolution(resolution)
     resized = image.resize((resolution, resolution), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
+
+
+def resize_short_side(image: Image.Image, size: int) -> Image.Image:
+    """Short side to `size` with PIL bicubic, the zero-shot segmentation notebooks' `ShortSideResize(size, BICUBIC)`.
+
+    The notebooks apply it to the PIL image, where torchvision's resize is `PIL.Image.resize` (always antialiased).
+    """
+    height, width = short_side_size(image.height, image.width, size)
+    if (height, width) == (image.height, image.width):
+        return image
+    return image.resize((width, height), Image.Resampling.BICUBIC)
 
 
 def to_model_input(pixels: np.ndarray) -> np.ndarray:

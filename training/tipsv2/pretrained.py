@@ -1,7 +1,8 @@
 """Where the official TIPSv2 weights live, as data (no torch).
 
-Source: google-deepmind/tips README and `scenic/checkpoints/download_checkpoints.sh`. The PyTorch `.npz` files hold
-flat arrays keyed exactly by the PyTorch `state_dict` names; the text file also holds the scalar `temperature`.
+Source: google-deepmind/tips README and the PyTorch notebooks (`V2_CHECKPOINT_MAP`: `tips_v2_oss_so14_*`), and
+`scenic/checkpoints/download_checkpoints.sh` (which spells So400m `so400m14`). The PyTorch `.npz` files hold flat
+arrays keyed exactly by the PyTorch `state_dict` names; the text file also holds the scalar `temperature`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ OFFICIAL_TAGS = ("b14", "l14", "so14", "g14")
 class CheckpointFiles:
     vision: str
     text: str
+
+    def names(self) -> tuple[str, str]:
+        return self.vision, self.text
 
     def urls(self) -> list[str]:
         return [PYTORCH_BASE_URL + self.vision, PYTORCH_BASE_URL + self.text, TOKENIZER_URL]

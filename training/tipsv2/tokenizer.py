@@ -1,7 +1,9 @@
 """The TIPSv2 text tokenizer, as the official code applies it (no torch).
 
-Official behaviour (`pytorch/text_encoder.py`, HF `Tipsv2Tokenizer`): SentencePiece `tokenizer.model` (32,000 ids),
-input lower-cased, no BOS/EOS, truncated to 64 tokens and right-padded with id 0; the padding mask is `ids == 0`.
+Official behaviour (`pytorch/text_encoder.py`): SentencePiece `tokenizer.model` (32,000 ids), input lower-cased
+with `tf.strings.lower` (ASCII letters only: its default encoding '' means ASCII, so "É" stays "É"), no BOS/EOS,
+truncated to 64 tokens and right-padded with id 0; the padding mask is `ids == 0`. (HF's `Tipsv2Tokenizer` lower-cases
+all of Unicode instead; we follow the official code.)
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ import sentencepiece as spm
 
 PAD_ID = 0
 UNK_ID = 1
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """Lower-cases A-Z only, exactly `tf.strings.lower(text)` with its default (ASCII) encoding."""
+    return text.translate(_ASCII_LOWER)
 
 
 class Tokenizer:
@@ -30,8 +38,8 @@ class Tokenizer:
         return int(self._sp.get_piece_size())
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of one text, lower-cased, without BOS/EOS, before truncation."""
-        return list(self._sp.encode(text.lower()))
+        """Token ids of one text, ASCII-lower-cased, without BOS/EOS, before truncation."""
+        return list(self._sp.encode(ascii_lower(text)))
 
     def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Returns `(ids, lengths)`: int32 ids (N, max_len) right-padded with 0, and the unpadded lengths."""
@@ -53,7 +61,7 @@ def train_tokenizer(sentences: Iterable[str], out_file: str | Path, vocab_size: 
     out_file.parent.mkdir(parents=True, exist_ok=True)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=(s.lower() for s in sentences),
+        sentence_iterator=(ascii_lower(s) for s in sentences),
         model_writer=model,
         vocab_size=vocab_size,
         model_type="unigram",

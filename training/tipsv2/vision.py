@@ -33,17 +33,19 @@ class VisionTransformer(nn.Module):
         self.cfg = cfg
         D = cfg.embed_dim
         self.num_prefix_tokens = 1 + cfg.num_register_tokens
+        # Registration order follows DINOv2's `DinoVisionTransformer`, so `state_dict()` lists the keys in the
+        # official order: cls_token, pos_embed, register_tokens, mask_token, patch_embed.*, blocks.*, norm.*.
         self.patch_embed = PatchEmbed(cfg.patch_size, D)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
-        self.register_tokens = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, D))
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_grid**2 + 1, D))
-        self.mask_token = nn.Parameter(torch.zeros(1, D))
+        self.register_tokens = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, D))
         self.blocks = nn.ModuleList(
             Block(D, cfg.num_heads, cfg.mlp_hidden_dim, cfg.ffn_layer, cfg.layer_norm_eps, cfg.init_values)
             for _ in range(cfg.depth)
         )
         self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
         self.head = nn.Identity()
+        self.mask_token = nn.Parameter(torch.zeros(1, D))
 
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         """DINOv2's initialisation: truncated normal (std 0.02) for weights and positions, tiny CLS tokens."""

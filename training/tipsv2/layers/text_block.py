@@ -60,5 +60,10 @@ class ResidualAttentionBlock(nn.Module):
 
 
 def key_padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, L) float mask, 1 for tokens -> (B, 1, 1, L) additive attention bias."""
-    return ((1.0 - mask) * torch.finfo(dtype).min).to(dtype)[:, None, None, :]
+    """(B, L) float mask, 1 for tokens -> (B, 1, 1, L) additive attention bias in `dtype`.
+
+    A select rather than `(1 - mask) * min`: that product, computed in the mask's float32, turns float64's minimum
+    into -inf and 0 * -inf into NaN.
+    """
+    zero = torch.zeros((), dtype=dtype, device=mask.device)
+    return torch.where(mask[:, None, None, :] > 0, zero, torch.finfo(dtype).min)
