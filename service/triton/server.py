@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
 class TritonNotAvailable(RuntimeError):
     """The bundled tritonserver is not installed (the `triton-local` extra)."""
 
@@ -70,6 +73,8 @@ def server_env() -> dict[str, str]:
     libs = [str(sysconfig.get_config_var("LIBDIR")), str(root.parent.parent / "nvidia_pytriton.libs")]
     env["LD_LIBRARY_PATH"] = ":".join([*libs, env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    # The torch trunk models import this project's model library; make it importable wherever it was installed.
+    env["PYTHONPATH"] = ":".join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
     return env
 
 
