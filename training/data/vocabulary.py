@@ -136,3 +136,41 @@ def caption_corpus(n: int = 20_000, seed: int = 0) -> Iterator[str]:
             object=rng.choice(OBJECTS),
             style=rng.choice(STYLES),
         )
+
+
+# ---- The generated world's segmentation classes and caption vocabulary (used by `training.data.synth`). ----
+# Appended below the corpus on purpose: `caption_corpus` (and so the local tokenizer) must not change.
+
+# Per-pixel classes of the generated masks: every background kind, then every drawable shape. The order is the
+# class id order of the masks and is part of the shard format (written to each dataset's manifest).
+SEGMENTATION_CLASSES: tuple[str, ...] = (*BACKGROUNDS, *SHAPES)
+IGNORE_INDEX = 255
+
+# The three synthetic-caption granularities (TIPSv2's short / medium / dense captions) and the web-style alt-text.
+CAPTION_GRANULARITIES: tuple[str, ...] = ("keywords", "sentence", "dense")
+ALT_TEXT = "alt"
+CAPTION_SOURCES: tuple[str, ...] = (ALT_TEXT, *CAPTION_GRANULARITIES)
+
+# Words of noisy web alt-text that say nothing about the pixels (file names, shop talk, styles).
+ALT_FILLERS = [
+    "free download",
+    "stock image",
+    "wallpaper",
+    "hd",
+    "royalty free",
+    "vector",
+    "clipart",
+    "best",
+    "new",
+    "design",
+    "icon",
+    "sale",
+    "pattern",
+    "background",
+    "png",
+]
+
+
+def segmentation_class_id(name: str) -> int:
+    """The mask id of a background or shape name."""
+    return SEGMENTATION_CLASSES.index(name)
