@@ -364,23 +364,8 @@ TRITON = Dashboard(
                     "GPU utilisation",
                     "percentunit",
                     (Query("avg by (instance, gpu_uuid) (nv_gpu_utilization)", "{{instance}} {{gpu_uuid}}"),),
-                    "Exported by Triton on GPU nodes only (empty for CPU deployments).",
-                ),
-                Panel(
-                    "GPU memory used",
-                    "percentunit",
-                    (
-                        Query(
-                            "sum by (instance, gpu_uuid) (nv_gpu_memory_used_bytes)"
-                            " / sum by (instance, gpu_uuid) (nv_gpu_memory_total_bytes)",
-                            "{{instance}} {{gpu_uuid}}",
-                        ),
-                    ),
-                ),
-                Panel(
-                    "GPU power",
-                    "watt",
-                    (Query("sum by (instance, gpu_uuid) (nv_gpu_power_usage)", "{{instance}} {{gpu_uuid}}"),),
+                    "Exported by Triton on GPU nodes only (empty for CPU deployments). Not a scaling signal: the "
+                    "queue-time panels are (GPU utilisation is noisy).",
                 ),
                 Panel(
                     "CPU utilisation and memory of Triton",
