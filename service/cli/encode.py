@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _encode(args: argparse.Namespace) -> int:
+    """Checks every input before loading the (possibly multi-GB) weights, then encodes and writes OUT."""
     from training.tipsv2.configs import get_model_config
+    from training.tipsv2.encode import load_images
     from training.tipsv2.preprocess import check_resolution
     from training.tipsv2.pretrained import TOKENIZER_FILE
 
@@ -33,17 +39,14 @@ def _encode(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"weights directory {args.weights} does not exist")
     cfg = get_model_config(args.variant)
     resolution = check_resolution(args.resolution or cfg.vision_cfg.img_size, cfg.vision_cfg.patch_size)
-    missing = [str(path) for path in args.image if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(f"image file(s) not found: {', '.join(missing)}")
     tokenizer_file = args.weights / TOKENIZER_FILE
     if args.text and not tokenizer_file.is_file():
         raise FileNotFoundError(f"{tokenizer_file} not found (texts need the official tokenizer.model)")
-    _write(args, resolution, tokenizer_file)
+    _write(args, load_images(args.image, resolution), tokenizer_file)
     return 0
 
 
-def _write(args: argparse.Namespace, resolution: int, tokenizer_file: Path) -> None:
+def _write(args: argparse.Namespace, pixels: np.ndarray, tokenizer_file: Path) -> None:
     import numpy as np
 
     from training.tipsv2.checkpoint import load_pretrained
@@ -52,7 +55,7 @@ def _write(args: argparse.Namespace, resolution: int, tokenizer_file: Path) -> N
 
     model = load_pretrained(args.weights, args.variant)
     tokenizer = Tokenizer(tokenizer_file, model.cfg.text_cfg.max_len) if args.text else None
-    arrays = encode(model, tokenizer, args.image, args.text, resolution)
+    arrays = encode(model, tokenizer, pixels, args.text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "wb") as out:  # a file object: numpy would append ".npz" to another suffix
         np.savez(out, **arrays)

@@ -87,20 +87,26 @@ def check_shapes(module: torch.nn.Module, found: Mapping[str, tuple[int, ...]], 
         raise CheckpointError(f"{what} does not match the official layout: " + " | ".join(problems))
 
 
-def load_tower(module: torch.nn.Module, arrays: Mapping[str, np.ndarray], what: str) -> None:
+def load_tower(module: torch.nn.Module, arrays: Mapping[str, np.ndarray], what: str, assign: bool = False) -> None:
+    """Strict load of official arrays, cast to the module's dtypes. `assign=True` makes the arrays the parameters
+    (no copy, works on a meta-device module): a checkpoint then needs its size in memory once, not twice."""
     check_state_dict(module, arrays, what)
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
-    module.load_state_dict(state, strict=True)
+    dtypes = {k: v.dtype for k, v in module.state_dict().items()}
+    state = {k: torch.from_numpy(np.require(v, requirements="C")).to(dtypes[k]) for k, v in arrays.items()}
+    module.load_state_dict(state, strict=True, assign=assign)
 
 
-def load_official(model: TIPSv2, vision_file: str | Path, text_file: str | Path) -> TIPSv2:
+def load_official(model: TIPSv2, vision_file: str | Path, text_file: str | Path, assign: bool = False) -> TIPSv2:
     """Loads the two official `.npz` files into `model` strictly; sets the temperature from the text file."""
-    load_tower(model.visual, read_npz(vision_file), str(vision_file))
+    load_tower(model.visual, read_npz(vision_file), str(vision_file), assign)
     text = read_npz(text_file)
-    temperature = _pop_temperature(text, text_file)
-    load_tower(model.text, text, str(text_file))
-    with torch.no_grad():
-        model.temperature.fill_(float(temperature))
+    temperature = float(_pop_temperature(text, text_file))
+    load_tower(model.text, text, str(text_file), assign)
+    if assign:
+        model.temperature = torch.nn.Parameter(torch.tensor(temperature), requires_grad=False)
+    else:
+        with torch.no_grad():
+            model.temperature.fill_(temperature)
     return model
 
 
@@ -136,10 +142,10 @@ def load_pretrained(weights_dir: str | Path, variant: str) -> TIPSv2:
         raise FileNotFoundError(f"weights directory {weights_dir} does not exist")
     vision, text = find_checkpoint_files(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
     with torch.device("meta"):
-        model = TIPSv2(cfg)
-    model = model.to_empty(device="cpu")  # no random init of weights that are overwritten next
-    model.text.reset_buffers()
-    return load_official(model, vision, text).eval()
+        model = TIPSv2(cfg)  # no allocation, no random init: the checkpoint's arrays become the parameters
+    model = load_official(model, vision, text, assign=True)
+    model.text.reset_buffers()  # the fixed position table, computed on the CPU
+    return model.eval()
 
 
 def tower_arrays(model: TIPSv2) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

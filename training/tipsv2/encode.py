@@ -61,20 +61,21 @@ def encode_texts(model: TIPSv2, tokenizer: Tokenizer, texts: Sequence[str], batc
     return out
 
 
-def encode(
-    model: TIPSv2,
-    tokenizer: Tokenizer | None,
-    image_files: Sequence[str | Path],
-    texts: Sequence[str],
-    resolution: int | None = None,
-) -> dict[str, np.ndarray]:
-    """All four outputs of the CLI contract; an empty input list gives arrays with a leading 0."""
-    resolution = check_resolution(resolution or model.cfg.vision_cfg.img_size, model.cfg.vision_cfg.patch_size)
-    if texts and tokenizer is None:
-        raise ValueError("texts need a tokenizer")
+def load_images(image_files: Sequence[str | Path], resolution: int) -> np.ndarray:
+    """Image files -> float32 (N, 3, resolution, resolution) model inputs; the first bad file raises, naming it."""
+    check_resolution(resolution)
     pixels = np.zeros((len(image_files), 3, resolution, resolution), np.float32)
     for i, path in enumerate(image_files):
         pixels[i] = load_image_file(path, resolution)
+    return pixels
+
+
+def encode(
+    model: TIPSv2, tokenizer: Tokenizer | None, pixels: np.ndarray, texts: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """All four outputs of the CLI contract (`OUTPUT_KEYS`); no images or no texts give arrays with a leading 0."""
+    if texts and tokenizer is None:
+        raise ValueError("texts need a tokenizer")
     arrays = encode_images(model, pixels)
     no_texts = np.zeros((0, model.cfg.embed_dim), np.float32)
     arrays["text_embeddings"] = encode_texts(model, tokenizer, texts) if tokenizer and texts else no_texts

@@ -105,10 +105,18 @@ def random_arrays(layout: Layout, seed: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def fast_arrays(layout: Layout) -> dict[str, np.ndarray]:
-    """Cheap non-constant float32 values for big layouts (B/14 in a test): a small random pattern tiled."""
-    pattern = (np.random.default_rng(0).standard_normal(1 << 16) * 0.02).astype(np.float32)
-    return {key: np.resize(pattern, shape) for key, shape in layout.items()}
+def fast_arrays(layout: Layout, row_shift: int = 7) -> dict[str, np.ndarray]:
+    """Random-looking float32 arrays for big layouts (B/14 in a test) at no memory cost: read-only views into one
+    short random vector, each row `row_shift` elements further on (so rows differ). `np.savez` streams them."""
+    longest = max(int(np.prod(shape[:-1])) * row_shift + shape[-1] for shape in layout.values() if shape)
+    pattern = (np.random.default_rng(0).standard_normal(longest) * 0.02).astype(np.float32)
+    arrays = {}
+    for key, shape in layout.items():
+        strides = [pattern.itemsize] * len(shape)
+        for axis in range(len(shape) - 2, -1, -1):
+            strides[axis] = row_shift * pattern.itemsize * int(np.prod(shape[axis + 1 : -1]))
+        arrays[key] = np.lib.stride_tricks.as_strided(pattern, shape, strides, writeable=False)
+    return arrays
 
 
 def write_official(directory: Path, tag: str, vision: dict[str, np.ndarray], text: dict[str, np.ndarray]) -> None:
