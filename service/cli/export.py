@@ -11,7 +11,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--weights", type=Path, required=True, help="directory with the official .npz files")
     parser.add_argument("--variant", required=True, help="tipsv2-b14, b14, tipsv2-tiny, ...")
     parser.add_argument("--out", type=Path, required=True, help="model repository to (re)write")
-    parser.add_argument("--flavour", choices=("local", "onnx", "gpu"), default="local")
+    parser.add_argument(
+        "--flavour",
+        choices=("local", "onnx", "gpu"),
+        default="local",
+        help="trunks in Python-backend models (bundled tritonserver), Triton's onnxruntime backend, or TensorRT plans",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=("numpy", "torch"),
+        default=None,
+        help="code of the Python-backend models: numpy stages + onnxruntime trunk, or torch with the adapter bank on "
+        "the device (default: torch for gpu, else numpy)",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda for gpu, else cpu")
+    parser.add_argument(
+        "--compute-dtype", choices=("float32", "bfloat16", "float16"), default="float32", help="torch trunk precision"
+    )
+    parser.add_argument("--torch-compile", default="", help="torch.compile mode of the torch trunk (default: eager)")
     parser.add_argument(
         "--resolution",
         type=int,
@@ -24,11 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--text-max-batch", type=int, default=256)
     parser.add_argument("--image-max-batch", type=int, default=32)
     parser.add_argument("--max-queue-delay-us", type=int, default=2000)
+    parser.add_argument("--preferred-batch-size", type=int, action="append", dest="preferred_batch_sizes")
     parser.add_argument("--max-queue-size", type=int, default=0, help="0 = unbounded")
     parser.add_argument("--trunk-instances", type=int, default=1)
     parser.add_argument("--embed-instances", type=int, default=1)
     parser.add_argument("--intra-op-threads", type=int, default=0)
     parser.add_argument("--no-warmup", action="store_true")
+    parser.add_argument("--warmup-batch", type=int, default=1, help="batch size of each model's warm-up request")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="ONNX vs PyTorch parity bound")
     parser.set_defaults(func=_export)
 
@@ -39,6 +58,11 @@ def _export(args: argparse.Namespace) -> int:
 
     options = RepositoryOptions(
         flavour=args.flavour,
+        runtime=args.runtime,
+        device=args.device,
+        compute_dtype=args.compute_dtype,
+        torch_compile=args.torch_compile,
+        preferred_batch_sizes=tuple(args.preferred_batch_sizes or ()),
         text_max_batch=args.text_max_batch,
         image_max_batch=args.image_max_batch,
         max_queue_delay_us=args.max_queue_delay_us,
@@ -49,9 +73,12 @@ def _export(args: argparse.Namespace) -> int:
         adapter_store=args.adapter_store,
         adapter_capacity=args.adapter_capacity,
         warmup=not args.no_warmup,
+        warmup_batch=args.warmup_batch,
     )
     out = export_repository(
         args.weights, args.variant, args.out, options, tuple(args.resolutions or ()), args.tolerance
     )
     print(f"wrote {args.flavour} model repository to {out}")
+    if args.flavour == "gpu":
+        print(f"next, on a GPU node inside NVIDIA's TensorRT container: tipsv2 engines build --repository {out}")
     return 0

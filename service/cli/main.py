@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "service.cli.model",
     "service.cli.export",
     "service.cli.triton",
+    "service.cli.engines",
     "service.cli.gateway",
     "service.cli.local",
     "service.cli.keys",

@@ -28,6 +28,10 @@ class ParityError(RuntimeError):
     """An exported graph disagrees with PyTorch beyond tolerance."""
 
 
+class SignatureError(RuntimeError):
+    """An exported graph's input/output names or dynamic axes are not what the serving configs declare."""
+
+
 @dataclass(frozen=True)
 class ParityReport:
     graph: str
@@ -60,7 +64,39 @@ def _export(
     assert program is not None
     program.save(str(path), external_data=False)
     onnx.checker.check_model(str(path))
+    dynamic = {name: set(axes) for name, axes in zip(inputs, dynamic_shapes, strict=True)}
+    check_signature(path, inputs, outputs, dynamic)
     return path
+
+
+def graph_signature(path: str | Path) -> dict[str, list[str | int]]:
+    """Input and output names of an ONNX file with their dims (a symbolic dim is its name, a fixed one its size)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {
+        value.name: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in (*graph.input, *graph.output)
+    }
+
+
+def check_signature(
+    path: str | Path, inputs: tuple[str, ...], outputs: tuple[str, ...], dynamic: dict[str, set[int]]
+) -> None:
+    """The graph has exactly these named inputs and outputs; the `dynamic` input axes (and every output's batch
+    axis) are symbolic, every other input axis fixed. Triton's configs and TensorRT's profiles rely on both."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    got_inputs, got_outputs = tuple(v.name for v in graph.input), tuple(v.name for v in graph.output)
+    if got_inputs != inputs or got_outputs != outputs:
+        raise SignatureError(
+            f"{path}: graph has inputs {got_inputs} and outputs {got_outputs}; want {inputs} {outputs}"
+        )
+    signature = graph_signature(path)
+    for name in inputs:
+        for axis, dim in enumerate(signature[name]):
+            if isinstance(dim, str) != (axis in dynamic.get(name, set())):
+                raise SignatureError(f"{path}: input {name} axis {axis} is {dim!r}; dynamic axes are {dynamic}")
+    for name in outputs:
+        if not isinstance(signature[name][0], str):
+            raise SignatureError(f"{path}: output {name} has a fixed batch axis {signature[name][0]}")
 
 
 def export_text_trunk(model: TIPSv2, path: str | Path) -> Path:
