@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "service.cli.gateway",
     "service.cli.local",
     "service.cli.keys",
+    "service.cli.jobs",
     "service.cli.weights",
     "service.cli.encode",
 )
