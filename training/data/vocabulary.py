@@ -8,6 +8,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+# The 9 TCL prompt templates of the official zero-shot notebooks live in the (torch-free) model library; the
+# corpus fills each with every class name. Still importable from here.
+from training.tipsv2.prompts import TCL_TEMPLATES
+
 COLORS = [
     "red",
     "green",
@@ -91,18 +95,6 @@ OBJECTS = [
 ]
 STYLES = ["photo", "sketch", "painting", "cartoon", "render", "drawing", "mosaic", "origami", "video game", "art"]
 
-# The 9 prompt templates of TCL used by the official zero-shot segmentation notebook.
-TCL_TEMPLATES = [
-    "itap of a {}.",
-    "a bad photo of a {}.",
-    "a origami {}.",
-    "a photo of the large {}.",
-    "a {} in a video game.",
-    "art of the {}.",
-    "a photo of the small {}.",
-    "a photo of many {}.",
-    "a photo of {}s.",
-]
 SENTENCE_FORMS = [
     "a {size} {color} {shape} on {background}.",
     "a {texture} {color} {shape} in the {position}.",
