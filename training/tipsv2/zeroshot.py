@@ -110,10 +110,12 @@ def segment(
     """Zero-shot segmentation: (label map (H, W) int64, probabilities (C, H, W)) at the input's resolution.
 
     The official protocol (TIPSv2_Segmentation.ipynb), step by step:
-    1. Resize so the short side is `short_side` (default: the model's native image size, 448 for the official
-       models, 224 for tiny), long side `int(short_side * long / short)`. A PIL image is resized with PIL bicubic
-       (the notebook's transform); a (3, H, W) float tensor in [0, 1] with
-       `interpolate(mode="bicubic", antialias=True, align_corners=False)`, which is torchvision's tensor resize.
+    1. Resize (both modes) so the short side is `short_side`, the long side `int(short_side * long / short)`
+       (`windows.short_side_size`). Default `short_side` = `window`, whose default is the model's native image
+       size (448 for the official models, 224 for tiny): the notebooks resize to 448 and slide 448 windows
+       (TIPSv2_Segmentation.ipynb exposes the two as `resize` and `side`). A PIL image is resized with PIL
+       bicubic (the notebook's transform); a (3, H, W) float tensor in [0, 1] with
+       `interpolate(mode="bicubic", antialias=True, align_corners=False)`, torchvision's tensor resize.
     2. Cosine maps: `dense_features` of the image (whole) or of each window (slide), L2-normalised per patch,
        dotted with the L2-normalised `label_embeddings` -> (C, h, w).
     3. whole: the cosine map is upsampled bilinearly straight to the input size (H, W) and softmaxed over classes.
@@ -130,15 +132,15 @@ def segment(
     """
     if mode not in ("whole", "slide"):
         raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
-    native = model.cfg.vision_cfg.img_size
-    window = window or native
-    stride = stride or window * 3 // 4
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}")
+    window = model.cfg.vision_cfg.img_size if window is None else window
+    stride = window * 3 // 4 if stride is None else stride
+    short_side = window if short_side is None else short_side
+    if min(window, stride, short_side) <= 0:
+        raise ValueError(f"window, stride and short side must be positive, got {window}, {stride}, {short_side}")
     param = next(model.parameters())
     if label_embeddings.ndim != 2 or label_embeddings.shape[1] != model.cfg.embed_dim:
         raise ValueError(f"label_embeddings must be (C, {model.cfg.embed_dim}), got {tuple(label_embeddings.shape)}")
-    pixels, size = _resized_input(image, short_side or native)
+    pixels, size = _resized_input(image, short_side)
     pixels = pixels.to(param.device, param.dtype)
     labels = F.normalize(label_embeddings.to(param.device, param.dtype), dim=-1)
     if mode == "whole":

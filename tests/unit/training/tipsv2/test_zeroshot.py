@@ -143,10 +143,12 @@ def test_segmentation_finds_the_stripes_whose_prototypes_it_is_given(model, mode
     assert score > 0.95 and bool((per_class > 0.9).all())
 
 
-def notebook_protocol(model: TIPSv2, image: torch.Tensor, labels: torch.Tensor, side: int, stride: int) -> torch.Tensor:
-    """`predict_slide` of TIPSv2_Segmentation.ipynb written out window by window, then upsampled to the input."""
+def notebook_protocol(
+    model: TIPSv2, image: torch.Tensor, labels: torch.Tensor, side: int, stride: int, short: int
+) -> torch.Tensor:
+    """TIPSv2_Segmentation.ipynb: `ShortSideResize(short)`, then `predict_slide(side, stride)` written out window
+    by window, then the upsampling to the input size."""
     H0, W0 = image.shape[1:]
-    short = side  # ShortSideResize(448) with side 448 in the notebook; the tiny model's native 224 here
     h, w = (short, int(short * W0 / H0)) if H0 <= W0 else (int(short * H0 / W0), short)
     img = F.interpolate(image[None], size=(h, w), mode="bicubic", antialias=True, align_corners=False)[0]
     text = F.normalize(labels, dim=-1)
@@ -167,9 +169,9 @@ def notebook_protocol(model: TIPSv2, image: torch.Tensor, labels: torch.Tensor, 
 def test_sliding_window_probabilities_follow_the_notebook_with_native_window_and_three_quarter_stride(model) -> None:
     image, labels = torch.rand(3, 180, 400), torch.randn(5, 64)
     _, probs = segment(model, image, labels, mode="slide")  # defaults for tiny: window 224, stride 168
-    assert torch.allclose(probs, notebook_protocol(model, image, labels, side=224, stride=168), atol=1e-5)
-    _, probs = segment(model, image, labels, mode="slide", window=224, stride=100)
-    assert torch.allclose(probs, notebook_protocol(model, image, labels, side=224, stride=100), atol=1e-5)
+    assert torch.allclose(probs, notebook_protocol(model, image, labels, 224, 168, short=224), atol=1e-5)
+    _, probs = segment(model, image, labels, mode="slide", window=112, stride=100, short_side=168)
+    assert torch.allclose(probs, notebook_protocol(model, image, labels, 112, 100, short=168), atol=1e-5)
 
 
 def test_whole_mode_labels_are_the_argmax_of_the_upsampled_cosine_map(model) -> None:
