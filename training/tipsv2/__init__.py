@@ -1,7 +1,8 @@
 """The TIPSv2 model library: configs, towers, official checkpoints, tokenizer, preprocessing, zero-shot tasks.
 
-Importing this package does not import torch: `configs`, `pretrained`, `tokenizer` and `preprocess` are torch-free
-(the gateway uses them); the torch-backed names below load on first use.
+Importing this package does not import torch: `configs`, `pretrained`, `tokenizer`, `preprocess`, `prompts`,
+`windows` and `download` are torch-free (the gateway uses them); the torch-backed names below load on first use.
+See README.md in this directory for the variants, the fidelity checks and the zero-shot protocol.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ _LAZY = {
     "load_pretrained": "training.tipsv2.checkpoint",
     "save_official": "training.tipsv2.checkpoint",
     "CheckpointError": "training.tipsv2.checkpoint",
+    "verify_official": "training.tipsv2.checkpoint",
+    "convert_checkpoint": "training.tipsv2.checkpoint",
     "Tokenizer": "training.tipsv2.tokenizer",
+    "download_official": "training.tipsv2.download",
+    "TCL_TEMPLATES": "training.tipsv2.prompts",
+    "label_text_embeddings": "training.tipsv2.zeroshot",
+    "classify": "training.tipsv2.zeroshot",
+    "dense_features": "training.tipsv2.zeroshot",
+    "segment": "training.tipsv2.zeroshot",
+    "miou": "training.tipsv2.zeroshot",
 }
 
 __all__ = [  # noqa: PLE0604  (the lazy names are strings too)
