@@ -11,6 +11,9 @@ import logging
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.core.config import RedisSettings
 from service.core.metrics import Metrics
@@ -19,10 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def make_client(settings: RedisSettings) -> aioredis.Redis:
+    # One immediate retry on a connection error: after a Redis restart, pooled connections are dead and the first use
+    # of each fails; a reconnect then succeeds at once. A Redis that is really down refuses the retry just as fast.
+    # Timeouts are not retried: a slow Redis must cost at most one socket timeout.
     return aioredis.Redis.from_url(
         settings.url,
         socket_timeout=settings.socket_timeout_s,
         socket_connect_timeout=settings.socket_timeout_s,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
         retry_on_timeout=False,
         health_check_interval=0,
     )
