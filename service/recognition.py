@@ -14,6 +14,7 @@ other aspect ratios the official code would run a non-square grid, which the ser
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -30,7 +31,7 @@ from service.embedder import Embedder
 from service.inference.backend import InferenceBackend, ServedModelInfo
 from training.tipsv2.preprocess import ImageDecodeError, decode_image, resize_short_side
 from training.tipsv2.prompts import TCL_TEMPLATES
-from training.tipsv2.windows import Window, sliding_windows
+from training.tipsv2.windows import Window, short_side_size, sliding_windows
 
 SegmentMode = Literal["whole", "slide"]
 
@@ -110,8 +111,9 @@ class Recognizer:
         step = self._stride(side, stride) if mode == "slide" else None
         image = await asyncio.to_thread(self._decode, image_bytes)
         self._check_work(len(labels), image.height * image.width)
-        crops, windows, canvas = await asyncio.to_thread(self._crops, image, side, step)
+        canvas, windows = self._plan(image, side, step)
         self._check_work(len(labels), canvas[0] * canvas[1])
+        crops = await asyncio.to_thread(self._crops, image, side, windows)
         label_vectors = await self.label_vectors(tenant, labels, templates, adapter)
         adapter_id = adapter.id_for("image") if adapter else ""
         dense = await self.backend.embed_image(crops, [adapter_id] * len(crops), ("dense_tokens",))
@@ -141,25 +143,31 @@ class Recognizer:
             return zeroshot.label_map(maps[0], size)
         return zeroshot.label_map(zeroshot.slide_probabilities(maps, windows, canvas), size)
 
-    def _crops(
-        self, image: Image.Image, side: int, stride: int | None
-    ) -> tuple[np.ndarray, list[Window] | None, tuple[int, int]]:
-        """uint8 (n, side, side, 3) inputs for Triton, the windows (None in whole mode), and the canvas size."""
+    def _plan(self, image: Image.Image, side: int, stride: int | None) -> tuple[tuple[int, int], list[Window] | None]:
+        """The canvas the windows tile (the resized image) and the windows; None in whole mode. Checked before any
+        resize: an extreme aspect ratio must be refused, not allocated."""
         if stride is None:
-            square = image if image.size == (side, side) else image.resize((side, side), Image.Resampling.BICUBIC)
-            return np.asarray(square, dtype=np.uint8)[None], None, (side, side)
-        resized = np.asarray(resize_short_side(image, side), dtype=np.uint8)
-        height, width = resized.shape[:2]
-        windows = sliding_windows(height, width, side, stride)
-        if len(windows) > self.limits.max_segment_windows:
+            return (side, side), None
+        canvas = short_side_size(image.height, image.width, side)
+        # As many as `sliding_windows` would list, counted before listing them (an extreme aspect ratio needs millions)
+        count = math.prod(max(size - side + stride - 1, 0) // stride + 1 for size in canvas)
+        if count > self.limits.max_segment_windows:
             raise invalid(
-                f"slide mode needs {len(windows)} windows for this image and stride; at most "
+                f"slide mode needs {count} windows for this image and stride; at most "
                 f"{self.limits.max_segment_windows} (raise the stride or use whole mode)",
                 code="too_many_windows",
                 param="stride",
             )
-        crops = np.stack([resized[w.top : w.bottom, w.left : w.right] for w in windows])
-        return crops, windows, (height, width)
+        return canvas, sliding_windows(*canvas, side, stride)
+
+    @staticmethod
+    def _crops(image: Image.Image, side: int, windows: list[Window] | None) -> np.ndarray:
+        """uint8 (n, side, side, 3) inputs for Triton: the squashed image (whole) or the windows' crops (slide)."""
+        if windows is None:
+            square = image if image.size == (side, side) else image.resize((side, side), Image.Resampling.BICUBIC)
+            return np.asarray(square, dtype=np.uint8)[None]
+        resized = np.asarray(resize_short_side(image, side), dtype=np.uint8)
+        return np.stack([resized[w.top : w.bottom, w.left : w.right] for w in windows])
 
     def _decode(self, data: bytes) -> Image.Image:
         try:

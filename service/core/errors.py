@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("service.errors")
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's detail when a body cannot even be decoded
 
 
 class ErrorKind(str, Enum):
@@ -132,6 +133,8 @@ def install_error_handlers(app: FastAPI) -> None:
             401: ErrorKind.AUTHENTICATION,
         }
         kind = kinds.get(exc.status_code, ErrorKind.INVALID_REQUEST)
+        if exc.status_code == 400 and str(exc.detail) == BODY_PARSE_ERROR:  # e.g. a JSON body that is not UTF-8
+            return GatewayError(kind, "request body is not valid UTF-8 JSON", code="malformed_json").response()
         return GatewayError(kind, str(exc.detail), status=exc.status_code).response()
 
     @app.exception_handler(Exception)
