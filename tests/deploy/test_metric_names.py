@@ -13,18 +13,19 @@ import base64
 import io
 import re
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from service.core.config import Settings, hash_key
 from service.local.redis_server import RedisServer, free_port
 from service.triton.server import TritonServer, pytriton_root
 from tests.deploy.promql import used_metric_names
 from tests.integration.gateway_support import (
-    ACME,
     adapter_file,
     open_gateway,
     served_model_id,
@@ -50,41 +51,53 @@ def png_base64(size: int = 64) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def drive_gateway(client: TestClient) -> None:
+def fresh_tenant(settings_of: Callable[..., Settings]) -> tuple[Settings, dict[str, str]]:
+    """Settings with one tenant of its own (rate-limit windows are per tenant and live in the shared Redis)."""
+    key = f"key-{uuid.uuid4().hex}"
+    settings = settings_of(api_keys={hash_key(key): unique_name("metrics")})
+    return settings, {"Authorization": f"Bearer {key}"}
+
+
+def drive_gateway(client: TestClient, auth: dict[str, str]) -> None:
     """Requests that create the labelled series the dashboards plot: endpoints and statuses, cache hits and misses,
-    an adapter upload, activation and use (Triton loads it into its bank), a refused key, a rate-limited tenant."""
+    an adapter upload, activation and use (Triton loads it into its bank), a refused key."""
     for _ in range(2):  # a miss, then a hit
-        assert client.post("/v1/embeddings", json={"input": ["a red circle"]}, headers=ACME).status_code == 200
-    assert client.post("/v1/embed/image", json={"images": [png_base64()]}, headers=ACME).status_code == 200
+        assert client.post("/v1/embeddings", json={"input": ["a red circle"]}, headers=auth).status_code == 200
+    assert client.post("/v1/embed/image", json={"images": [png_base64()]}, headers=auth).status_code == 200
     name = unique_name("metrics")
-    upload(client, ACME, name, adapter_file(served_model_id(client)))
-    assert client.post(f"/v1/adapters/{name}/activate", json={"version": 1}, headers=ACME).status_code == 200
-    adapted = client.post("/v1/embeddings", json={"input": "adapted", "adapter": name}, headers=ACME)
+    upload(client, auth, name, adapter_file(served_model_id(client)))
+    assert client.post(f"/v1/adapters/{name}/activate", json={"version": 1}, headers=auth).status_code == 200
+    adapted = client.post("/v1/embeddings", json={"input": "adapted", "adapter": name}, headers=auth)
     assert adapted.status_code == 200, adapted.text
     assert client.post("/v1/embeddings", json={"input": "no key"}).status_code == 401
-    statuses = [client.post("/v1/embeddings", json={"input": f"text {i}"}, headers=ACME).status_code for i in range(8)]
-    assert 429 in statuses, f"the rate limit of this gateway should refuse a request; got {statuses}"
 
 
 @pytest.fixture(scope="module")
 def scrapes(
     triton: TritonServer, redis_server: RedisServer, tokenizer_path: Path, adapter_store: Path
 ) -> Iterator[dict[str, set[str]]]:
-    limited = tenant_settings(triton, redis_server.url, tokenizer_path, adapter_store, rate_limit={"requests": 8})
-    with open_gateway(limited) as client:
-        drive_gateway(client)
-        gateway = client.get("/metrics").text
+    def settings_of(redis_url: str = redis_server.url, **overrides: object) -> Settings:
+        return tenant_settings(triton, redis_url, tokenizer_path, adapter_store, **overrides)
+
+    texts = []
+    settings, auth = fresh_tenant(settings_of)
+    with open_gateway(settings) as client:
+        drive_gateway(client, auth)
+        texts.append(client.get("/metrics").text)
+    # A tenant allowed one request per window: the second is refused with 429 and counted per tenant.
+    settings, auth = fresh_tenant(lambda **o: settings_of(rate_limit={"requests": 1}, **o))
+    with open_gateway(settings) as client:
+        statuses = [client.post("/v1/embeddings", json={"input": "x"}, headers=auth).status_code for _ in range(2)]
+        assert statuses == [200, 429]
+        texts.append(client.get("/metrics").text)
     # A gateway whose Redis is gone: cache errors are counted (and requests still succeed).
-    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
-    with open_gateway(tenant_settings(triton, dead_redis, tokenizer_path, adapter_store)) as client:
-        assert client.post("/v1/embeddings", json={"input": "uncached"}, headers=ACME).status_code == 200
-        gateway_without_cache = client.get("/metrics").text
+    settings, auth = fresh_tenant(lambda **o: settings_of(f"redis://127.0.0.1:{free_port()}/0", **o))
+    with open_gateway(settings) as client:
+        assert client.post("/v1/embeddings", json={"input": "uncached"}, headers=auth).status_code == 200
+        texts.append(client.get("/metrics").text)
     with urllib.request.urlopen(f"http://127.0.0.1:{triton.metrics_port}/metrics", timeout=10) as response:
         triton_metrics = response.read().decode()
-    yield {
-        "gateway": sample_names(gateway) | sample_names(gateway_without_cache),
-        "triton": sample_names(triton_metrics),
-    }
+    yield {"gateway": set().union(*(sample_names(t) for t in texts)), "triton": sample_names(triton_metrics)}
 
 
 def test_every_dashboard_and_alert_metric_is_in_a_live_scrape(scrapes: dict[str, set[str]]) -> None:
