@@ -91,9 +91,12 @@ def vision_block(x: np.ndarray, a: Arrays, i: int, heads: int, value_path: bool 
         )
     x = x + mixed * a[p + "ls1.gamma"]
     h = layer_norm(x, a[p + "norm2.weight"], a[p + "norm2.bias"], 1e-6)
-    mlp = linear(
-        gelu(linear(h, a[p + "mlp.fc1.weight"], a[p + "mlp.fc1.bias"])), a[p + "mlp.fc2.weight"], a[p + "mlp.fc2.bias"]
-    )
+    if p + "mlp.w12.weight" in a:  # DINOv2's SwiGLUFFNFused (g/14): silu(first half) * second half
+        gate, up = np.split(linear(h, a[p + "mlp.w12.weight"], a[p + "mlp.w12.bias"]), 2, axis=-1)
+        mlp = linear(gate / (1.0 + np.exp(-gate)) * up, a[p + "mlp.w3.weight"], a[p + "mlp.w3.bias"])
+    else:
+        hidden = gelu(linear(h, a[p + "mlp.fc1.weight"], a[p + "mlp.fc1.bias"]))
+        mlp = linear(hidden, a[p + "mlp.fc2.weight"], a[p + "mlp.fc2.bias"])
     return x + mlp * a[p + "ls2.gamma"]
 
 

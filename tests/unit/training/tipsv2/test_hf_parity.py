@@ -3,12 +3,15 @@ converted to its layout, gives the same CLS1, CLS2, patch tokens and text embedd
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from transformers import Tipsv2Config, Tipsv2Model
 
 from tests.unit.training.tipsv2.official_layout import TINY, random_arrays, text_layout, vision_layout
 from training.tipsv2.checkpoint import load_tower
+from training.tipsv2.configs import get_model_config
 from training.tipsv2.hf_convert import hf_config_kwargs, to_hf_state_dict
 from training.tipsv2.model import TIPSv2, create_model
 from training.tipsv2.zeroshot import classify
@@ -57,3 +60,15 @@ def test_zero_shot_classification_equals_transformers_port(models) -> None:
         logits = theirs(pixel_values=pixels, input_ids=ids, attention_mask=torch.ones_like(ids)).logits_per_image
         probs = classify(ours.encode_image(pixels).cls1, ours.encode_text(ids), float(ours.temperature))
     assert close(probs, logits.softmax(dim=-1))
+
+
+def test_swiglu_conversion_of_g14_equals_transformers_port() -> None:
+    cfg = get_model_config("tiny")
+    cfg = replace(cfg, vision_cfg=replace(cfg.vision_cfg, ffn_layer="swiglufused"))
+    ours = TIPSv2(cfg).init_weights(seed=5).eval()
+    theirs = Tipsv2Model(Tipsv2Config(**hf_config_kwargs(cfg))).eval()
+    theirs.load_state_dict(to_hf_state_dict(ours), strict=True)
+    pixels = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        sequence = theirs.get_image_features(pixel_values=pixels).last_hidden_state
+        assert close(ours.encode_image(pixels).patch_tokens, sequence[:, 2:])

@@ -7,6 +7,8 @@ bias, norm or position would show; the reference knows the weights only through 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ import torch
 from tests.unit.training.tipsv2 import reference
 from tests.unit.training.tipsv2.official_layout import TINY, random_arrays, text_layout, vision_layout
 from training.tipsv2.checkpoint import load_tower
+from training.tipsv2.configs import get_model_config
 from training.tipsv2.model import TIPSv2, create_model
 from training.tipsv2.zeroshot import dense_features
 
@@ -117,3 +120,17 @@ def test_reference_resampling_agrees_with_torch_antialiased_bilinear() -> None:
         rows, cols = (reference.antialiased_bilinear_matrix(16, n) for n in size)
         ref = np.einsum("ai,cij,bj->cab", rows, grid[0].numpy(), cols)
         assert np.abs(ours[0].numpy() - ref).max() < 1e-12
+
+
+def test_swiglu_feed_forward_of_g14_matches_the_reference() -> None:
+    """g/14's fused SwiGLU at tiny size: hidden (int(256 * 2 / 3) + 7) // 8 * 8 = 176, `w12` = [gate; up]."""
+    cfg = get_model_config("tiny")
+    cfg = replace(cfg, vision_cfg=replace(cfg.vision_cfg, ffn_layer="swiglufused"))
+    arrays = random_arrays(vision_layout(replace(TINY, vision_ffn="swiglu", vision_hidden=176)), seed=13)
+    model = TIPSv2(cfg).eval()
+    load_tower(model.visual, arrays, "vision")
+    pixels = np.random.default_rng(6).random((1, 3, 224, 224))
+    with torch.no_grad():
+        features = model.double().encode_image(torch.from_numpy(pixels))
+    ref = reference.vision_forward(arrays, pixels, DEPTH, HEADS)
+    assert relative_error(features.patch_tokens, ref["patches"]) < 1e-6
