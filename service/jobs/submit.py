@@ -22,16 +22,23 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any
     except ImportError as exc:
         raise RuntimeError("the Kubernetes client is not installed: pip install 'tipsv2-serve[jobs]'") from exc
     loader: Any = config  # the client's loaders are untyped
-    if kubeconfig is None and context is None and os.environ.get(IN_CLUSTER_ENV):
-        loader.load_incluster_config()
-    else:
-        loader.load_kube_config(config_file=kubeconfig, context=context)
+    try:
+        if kubeconfig is None and context is None and os.environ.get(IN_CLUSTER_ENV):
+            loader.load_incluster_config()
+        else:
+            loader.load_kube_config(config_file=kubeconfig, context=context)
+    except (config.ConfigException, OSError) as exc:
+        raise RuntimeError(
+            f"no Kubernetes credentials ({exc}); pass --kubeconfig/--context, run in a pod with the release's "
+            "job-submitter ServiceAccount, or use --dry-run --defaults FILE"
+        ) from exc
     return client.ApiClient()
 
 
 def read_defaults(api: Any, release: str, namespace: str) -> JobDefaults:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     name = configmap_name(release)
     try:
@@ -40,11 +47,25 @@ def read_defaults(api: Any, release: str, namespace: str) -> JobDefaults:
         raise RuntimeError(
             f"cannot read ConfigMap {namespace}/{name} (is release {release!r} installed?): {exc.reason}"
         ) from exc
+    except HTTPError as exc:
+        raise RuntimeError(f"the API server is unreachable: {exc}") from exc
     return JobDefaults.from_json((configmap.data or {}).get(CONFIGMAP_KEY, ""))
 
 
 def submit(api: Any, submission: Submission) -> str:
     """Creates the Job suspended, then the objects it owns, then starts it; returns the Job's name."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return _create(api, submission)
+    except ApiException as exc:
+        raise RuntimeError(f"the API server refused the Job ({exc.status} {exc.reason}): {exc.body}") from exc
+    except HTTPError as exc:
+        raise RuntimeError(f"the API server is unreachable: {exc}") from exc
+
+
+def _create(api: Any, submission: Submission) -> str:
     from kubernetes import client
 
     # Manifests go to the API as the plain dicts the builders made (and the tests validated): typed as Any here.

@@ -82,3 +82,36 @@ def test_upload_without_a_key_gets_a_clear_cli_error(
     argv = ["jobs", "upload-adapter", "--gateway", "http://g", "--name", "a", "--file", str(tmp_path / "a")]
     assert main(argv) == 2
     assert "TIPSV2_API_KEY" in capsys.readouterr().err
+
+
+def test_submit_without_credentials_says_how_to_provide_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    assert main(["jobs", "submit", "build-engines", "--release", "prod"]) == 2
+    err = capsys.readouterr().err
+    assert "no Kubernetes credentials" in err and "--dry-run --defaults FILE" in err
+
+
+def test_submit_to_an_unreachable_api_server_fails_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.local.redis_server import free_port
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    argv = ["jobs", "submit", "build-engines", "--release", "prod", "--kubeconfig", str(kubeconfig)]
+    assert main(argv) == 2
+    assert "unreachable" in capsys.readouterr().err
