@@ -36,7 +36,12 @@ async def readyz(state: StateDep) -> JSONResponse:
     else:
         detail.append("triton: not ready or unreachable")
     if not cache_ok:
-        detail.append("redis: unreachable; serving without the cache")
+        detail.append("redis: unreachable; serving without the cache, rate limits not enforced")
+    if not state.notifier.subscribed.is_set():
+        detail.append(
+            f"adapter notices: not subscribed; adapter changes reach this replica within "
+            f"{state.settings.adapters.revalidate_s:g} s"
+        )
     status = "not_ready" if not triton_ok else ("ready" if cache_ok else "degraded")
     body = Readiness(status=status, triton=triton_ok, cache=cache_ok, model=model, model_id=model_id, detail=detail)
     return JSONResponse(body.model_dump(), status_code=200 if triton_ok else 503)
