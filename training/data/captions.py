@@ -2,7 +2,7 @@
 
 - `alt`: what web alt-text is like: coarse, partial (names at most the main object) and noisy (file names, shop
   words, unrelated words), sometimes saying nothing about the pixels at all.
-- `keywords`: short keywords, "red circle, blue star, grass".
+- `keywords`: short keywords, the shape nouns and the background: "circle, star, grass".
 - `sentence`: one sentence naming every object with its size and colour.
 - `dense`: every object with size, texture, colour, shape and position, plus the background.
 
@@ -31,8 +31,11 @@ def _by_visibility(scene: Scene, visible_pixels: tuple[int, ...]) -> list[SceneO
 
 
 def keywords_caption(scene: Scene, visible_pixels: tuple[int, ...]) -> str:
-    words = [f"{o.color} {o.shape}" for o in _by_visibility(scene, visible_pixels)]
-    return ", ".join([*words, scene.background])
+    """Tags: the shape nouns and the background, no attributes ("circle, star, grass").
+
+    Without colours, a tag list cannot be matched to its image by colour alone, the easiest shortcut in this world.
+    """
+    return ", ".join([*(o.shape for o in _by_visibility(scene, visible_pixels)), scene.background])
 
 
 def sentence_caption(scene: Scene, visible_pixels: tuple[int, ...]) -> str:

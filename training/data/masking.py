@@ -30,7 +30,8 @@ def block_mask(
         remaining = num_masked - count
         added = 0
         for _ in range(attempts):
-            area = rng.uniform(min(min_block, remaining), remaining)
+            # BEiT's random.uniform(min_block, remaining): when remaining < min_block, a value between the two
+            area = rng.uniform(*sorted((min_block, remaining)))
             ratio = math.exp(rng.uniform(*log_aspect))
             h, w = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
             if not (0 < h <= gh and 0 < w <= gw):
