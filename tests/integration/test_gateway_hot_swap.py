@@ -131,7 +131,7 @@ def test_swap_reaches_a_second_gateway_within_a_second_without_failures_or_reloa
     assert len(outcomes) >= 20, "the load must keep requests in flight throughout the swaps"
     assert [o for o in outcomes if o.status != 200] == []
     assert forward <= SWAP_DEADLINE_S and backward <= SWAP_DEADLINE_S, (forward, backward)
-    print(f"swap visible on the second gateway after {forward * 1000:.0f} ms, rollback after {backward * 1000:.0f} ms")
+    print(f"{len(outcomes)} requests; swap seen after {forward * 1000:.0f} ms, rollback after {backward * 1000:.0f} ms")
     late_v1 = [o for o in outcomes if acknowledged + SWAP_DEADLINE_S <= o.sent < rollback_sent and o.version != 2]
     late_v2 = [o for o in outcomes if o.sent >= rolled_back + SWAP_DEADLINE_S and o.version != 1]
     assert late_v1 == [] and late_v2 == []
