@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from service.core.config import LimitSettings
 from service.core.errors import ErrorKind, GatewayError
 from service.inputs import check_image_count, check_image_size, decode_base64_image
 from service.state import AppState
@@ -42,22 +43,9 @@ def image_body(
         limits = state.settings.limits
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "multipart/form-data":
-            async with request.form(
-                max_files=limits.max_items, max_fields=limits.max_labels + limits.max_templates + 32
-            ) as form:
-                options = _validate(options_model, _form_fields(form, options_model, field))
-                images = [await _file_bytes(item, field, i, limits.max_image_bytes) for i, item in _items(form, field)]
+            options, images = await _from_form(request, options_model, field, limits)
         elif content_type == "application/json" or content_type.endswith("+json"):
-            document = _json_document(await request.body())
-            full = _validate(json_model, document)
-            options = options_model.model_validate(full.model_dump(exclude={field}))
-            encoded = getattr(full, field)
-            items = encoded if many else [encoded]
-            check_image_count(len(items), limits.max_items, field)
-            images = [
-                decode_base64_image(item, _where(field, i, many), limits.max_image_bytes, field)
-                for i, item in enumerate(items)
-            ]
+            options, images = await _from_json(request, options_model, json_model, field, many, limits)
         else:
             raise GatewayError(
                 ErrorKind.UNSUPPORTED_MEDIA,
@@ -72,6 +60,36 @@ def image_body(
         return ImageBody(options, images)
 
     return parse
+
+
+async def _from_form(
+    request: Request, options_model: type[Options], field: str, limits: LimitSettings
+) -> tuple[Options, list[bytes]]:
+    max_fields = limits.max_labels + limits.max_templates + 32
+    async with request.form(max_files=limits.max_items, max_fields=max_fields) as form:
+        options = _validate(options_model, _form_fields(form, options_model, field))
+        items = list(enumerate(form.getlist(field)))
+        return options, [await _file_bytes(item, field, i, limits.max_image_bytes) for i, item in items]
+
+
+async def _from_json(
+    request: Request,
+    options_model: type[Options],
+    json_model: type[BaseModel],
+    field: str,
+    many: bool,
+    limits: LimitSettings,
+) -> tuple[Options, list[bytes]]:
+    full = _validate(json_model, _json_document(await request.body()))
+    options = options_model.model_validate(full.model_dump(exclude={field}))
+    encoded = getattr(full, field)
+    items = encoded if many else [encoded]
+    check_image_count(len(items), limits.max_items, field)  # before decoding any of them
+    images = [
+        decode_base64_image(item, f"{field}[{i}]" if many else field, limits.max_image_bytes, field)
+        for i, item in enumerate(items)
+    ]
+    return options, images
 
 
 def _json_document(raw: bytes) -> Any:
@@ -115,20 +133,12 @@ def _is_list(annotation: Any) -> bool:
     return False
 
 
-def _items(form: FormData, field: str) -> list[tuple[int, UploadFile | str]]:
-    return list(enumerate(form.getlist(field)))
-
-
 async def _file_bytes(item: UploadFile | str, field: str, index: int, max_bytes: int) -> bytes:
     where = f"{field}[{index}]"
     if isinstance(item, str):  # a form field instead of a file: accept base64, as in JSON
         return decode_base64_image(item, where, max_bytes, field)
     data = await item.read(max_bytes + 1)
     return check_image_size(data, where, max_bytes, field)
-
-
-def _where(field: str, index: int, many: bool) -> str:
-    return f"{field}[{index}]" if many else field
 
 
 def request_body_openapi(json_model: type[BaseModel], options_model: type[BaseModel], field: str, many: bool) -> dict:
