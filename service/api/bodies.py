@@ -1,6 +1,8 @@
-"""Bodies that carry images: a JSON document with base64 images, or a multipart form with image files.
+"""Bodies that carry files: images (a JSON document with base64 images, or a multipart form with image files), and
+adapter uploads (a multipart form, or the raw file).
 
-Both become the same pair: the request's options (a pydantic model without the images) and the image bytes. Schema
+Both image forms become the same pair: the request's options (a pydantic model without the images) and the image
+bytes. Schema
 violations raise FastAPI's `RequestValidationError`, so both forms get the error body of every other endpoint.
 The OpenAPI document lists both content types (`request_body_openapi`).
 """
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from service.core.config import LimitSettings
-from service.core.errors import ErrorKind, GatewayError
+from service.core.errors import ErrorKind, GatewayError, invalid
 from service.inputs import check_image_count, check_image_size, decode_base64_image
 from service.state import AppState
 
@@ -156,3 +158,26 @@ def request_body_openapi(json_model: type[BaseModel], options_model: type[BaseMo
             },
         }
     }
+
+
+async def read_adapter_upload(request: Request, max_bytes: int) -> tuple[bytes, str | None, bool | None]:
+    """(file bytes, name from the form, activate from the form) of a multipart or raw upload."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/octet-stream":
+        return await request.body(), None, None
+    if content_type != "multipart/form-data":
+        raise GatewayError(
+            ErrorKind.UNSUPPORTED_MEDIA,
+            f"upload the file as multipart/form-data (field `file`) or application/octet-stream (got "
+            f"{content_type or 'no content type'})",
+            code="unsupported_content_type",
+        )
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise invalid("the form has no `file` part", code="missing_file", param="file")
+        data = await upload.read(max_bytes + 1)
+        name, activate = form.get("name"), form.get("activate")
+    if activate is not None and (not isinstance(activate, str) or activate.lower() not in ("true", "false")):
+        raise invalid("activate must be true or false", code="validation_error", param="activate")
+    return data, name if isinstance(name, str) else None, None if activate is None else activate.lower() == "true"

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.adapters.store import AdapterManifest, StoredVersion
+
 
 class AdapterVersionInfo(BaseModel):
     version: int
@@ -20,6 +22,23 @@ class AdapterVersionInfo(BaseModel):
     task: str
     description: str = ""
 
+    @classmethod
+    def from_stored(cls, stored: StoredVersion, active: bool) -> AdapterVersionInfo:
+        meta = stored.metadata
+        return cls(
+            version=stored.version,
+            digest=stored.digest,
+            sha256=stored.sha256,
+            size_bytes=stored.size,
+            created_at=stored.created_at,
+            active=active,
+            base_model=meta.get("base_model", ""),
+            modalities=list(stored.modalities),
+            rank=int(meta.get("rank", "0")),
+            task=meta.get("task", ""),
+            description=meta.get("description", ""),
+        )
+
 
 class Adapter(BaseModel):
     object: Literal["adapter"] = "adapter"
@@ -27,6 +46,15 @@ class Adapter(BaseModel):
     active_version: int | None
     versions: list[AdapterVersionInfo]
     updated_at: str
+
+    @classmethod
+    def from_manifest(cls, manifest: AdapterManifest) -> Adapter:
+        return cls(
+            name=manifest.name,
+            active_version=manifest.active,
+            versions=[AdapterVersionInfo.from_stored(v, v.version == manifest.active) for v in manifest.versions],
+            updated_at=manifest.updated_at,
+        )
 
 
 class AdapterUploaded(Adapter):
