@@ -39,6 +39,7 @@ IMAGE_EMBED, IMAGE_TRUNK = "tipsv2_image_embed", "tipsv2_image_trunk"
 MANIFEST = "tipsv2_manifest.json"
 ONNX_FILE, PLAN_FILE = "model.onnx", "model.plan"
 _MODEL_SOURCES = Path(__file__).parent / "models"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the torch trunks import the model library from here
 _SHARED_SOURCES = (
     "tipsv2_stages.py",
     "tipsv2_stages_torch.py",
@@ -88,7 +89,7 @@ class RepositoryOptions:
     queue_timeout_us: int = 0
     trunk_instances: int = 1
     embed_instances: int = 1
-    intra_op_threads: int = 0  # onnxruntime threads per trunk instance (0 = onnxruntime's default)
+    intra_op_threads: int = 0  # CPU threads per model instance, onnxruntime or torch (0 = the library's default)
     adapter_store: str = ""
     adapter_capacity: int = 256
     warmup: bool = True
@@ -247,6 +248,8 @@ def _batching(opt: RepositoryOptions) -> DynamicBatching:
 
 def _torch_params(opt: RepositoryOptions) -> dict[str, str]:
     params = {"runtime": str(opt.runtime), "device": str(opt.device)}
+    if opt.runtime == "torch" and opt.intra_op_threads:
+        params["intra_op_threads"] = str(opt.intra_op_threads)
     if opt.stages_on_gpu:
         # Let GPU tensors from the previous step arrive as they are instead of being copied to the host first.
         params["FORCE_CPU_ONLY_INPUT_TENSORS"] = "no"
@@ -312,7 +315,13 @@ def _trunk_model(opt: RepositoryOptions) -> Callable[..., ModelFiles]:
         )
         if opt.torch_trunk:
             assert torch_dir is not None
-            params = {**_torch_params(opt), "dtype": opt.compute_dtype, "compile": opt.torch_compile}
+            params = {
+                **_torch_params(opt),
+                "dtype": opt.compute_dtype,
+                "compile": opt.torch_compile,
+                # The Python backend's stub ignores PYTHONPATH: the model puts the project on sys.path itself.
+                "project_root": str(PROJECT_ROOT),
+            }
             tower = {p.name: p for p in sorted(Path(torch_dir).iterdir()) if p.is_file()}
             return replace(base, backend="python", parameters=params), {
                 "model.py": _MODEL_SOURCES / "torch_trunk.py",

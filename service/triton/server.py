@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import signal
 import subprocess
@@ -23,9 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
 class TritonNotAvailable(RuntimeError):
     """The bundled tritonserver is not installed (the `triton-local` extra)."""
 
@@ -35,11 +33,13 @@ class TritonStartError(RuntimeError):
 
 
 def pytriton_root() -> Path:
-    try:
-        import pytriton
-    except ImportError as exc:
-        raise TritonNotAvailable("tritonserver is not installed: pip install 'tipsv2-serve[triton-local]'") from exc
-    root = Path(pytriton.__file__).parent / "tritonserver"
+    # Located, not imported: importing pytriton pulls in its client's dependencies (gevent, ...), which a
+    # `pip install --no-deps` of the wheel (how it is carried to the GPU machine) does not have; only the binary,
+    # the backend and the stubs inside the wheel are needed here.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise TritonNotAvailable("tritonserver is not installed: pip install 'tipsv2-serve[triton-local]'")
+    root = Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
     if not (root / "bin" / "tritonserver").is_file():
         raise TritonNotAvailable(f"no tritonserver binary under {root}")
     return root
@@ -73,8 +73,6 @@ def server_env() -> dict[str, str]:
     libs = [str(sysconfig.get_config_var("LIBDIR")), str(root.parent.parent / "nvidia_pytriton.libs")]
     env["LD_LIBRARY_PATH"] = ":".join([*libs, env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    # The torch trunk models import this project's model library; make it importable wherever it was installed.
-    env["PYTHONPATH"] = ":".join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
     return env
 
 
@@ -88,6 +86,10 @@ class TritonServer:
     model_control_mode: str = "none"
     extra_args: list[str] = field(default_factory=list)
     log_verbose: int = 0
+    # The directory tritonserver runs in. The Python backend's stub puts it first on sys.path (it ignores
+    # PYTHONPATH): on a machine with numpy 2, a folder holding numpy 1 here is what lets the stub read BYTES
+    # inputs (see docs/benchmarks.md, "numpy 2 and the bundled Python backend").
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -121,7 +123,12 @@ class TritonServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command(), env=server_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(),
+            env=server_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.cwd,
         )
         log.close()
         self.wait_ready(timeout)

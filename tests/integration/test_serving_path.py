@@ -42,7 +42,11 @@ Adapter = dict[str, tuple[np.ndarray, np.ndarray] | str]  # modality -> (down, u
 @pytest.fixture(scope="module")
 def torch_triton(tiny_weights: Path, build_dir: Path, adapter_store: Path) -> Iterator[TritonServer]:
     options = RepositoryOptions(
-        runtime="torch", adapter_store=str(adapter_store), adapter_capacity=12, max_queue_delay_us=5000
+        runtime="torch",
+        adapter_store=str(adapter_store),
+        adapter_capacity=12,
+        max_queue_delay_us=5000,
+        intra_op_threads=1,
     )
     repository = export_repository(tiny_weights, TINY, build_dir / "repository_torch", options, (224, 112))
     server = start_triton(repository, build_dir / "triton_torch")

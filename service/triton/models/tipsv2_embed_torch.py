@@ -56,6 +56,9 @@ class TorchEmbedRunner:
                     outputs.update(self._run(same_shape, inputs))
                     adapted += sum(1 for _, slots in same_shape for s in slots if s)
         errors.update({order[j]: message for j, message in group_errors.items()})
+        if self.bank.device.type == "cuda":
+            # Triton copies DLPack'd GPU outputs on its own stream: the results must be complete before it does.
+            torch.cuda.current_stream(self.bank.device).synchronize()
         responses = []
         for index in range(len(requests)):
             if index in errors:

@@ -38,7 +38,14 @@ class ModelArgs:
         return self.param("runtime", "numpy")
 
     def torch_device(self):
-        """`cuda:<the GPU Triton placed this instance on>` for device=cuda, else `cpu`."""
+        """`cuda:<the GPU Triton placed this instance on>` for device=cuda, else `cpu`. Applies the instance's CPU
+        thread count first: several stub processes share the cores, and torch's default (all of them) in each
+        oversubscribes them."""
+        threads = int(self.param("intra_op_threads", "0"))
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         if self.param("device", "cpu") != "cuda":
             return "cpu"
         return f"cuda:{self.device_id}" if self.instance_kind == "GPU" else "cuda"

@@ -98,6 +98,7 @@ def test_local_torch_runtime_ships_the_torch_tower_and_its_settings(tmp_path: Pa
         "dtype": "bfloat16",
         "compile": "default",
         "FORCE_CPU_ONLY_INPUT_TENSORS": "no",
+        "project_root": str(Path(__file__).resolve().parents[4]),
     }
     files = {p.name for p in (repo / "tipsv2_text_trunk" / "1").iterdir()}
     assert {"model.py", "tower.safetensors", "tower.json", "tipsv2_triton.py"} <= files
