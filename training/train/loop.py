@@ -121,6 +121,28 @@ def batches(loader: torch.utils.data.DataLoader, device: torch.device) -> Iterat
         yield batch.to(device)
 
 
+def step_record(
+    result: StepResult, values: StepValues, done: int, data_s: float, cfg: TrainConfig, env: DistEnv
+) -> dict[str, float]:
+    """One metrics.jsonl line: loss terms (means over ranks), schedule values, timing and memory."""
+    record = reduce_for_log(result.terms, env.world_size)
+    record |= {"step": done, "lr": values.lr, "weight_decay": values.weight_decay}
+    record |= {"momentum": values.momentum, "teacher_temp": values.teacher_temp}
+    record |= {"step_s": result.compute_s, "data_s": data_s, "peak_memory_mb": peak_memory_mb(env.device)}
+    record |= {"samples_per_s": cfg.optim.batch_size / max(result.compute_s + data_s, 1e-9)}
+    return record
+
+
+def checkpoint(cfg: TrainConfig, env: DistEnv, parts: Parts, done: int) -> None:
+    """Rank 0 writes; every rank waits, so no rank runs ahead of a checkpoint it may have to resume from."""
+    if env.is_main:
+        save_checkpoint(
+            cfg.run.dir or ".", done, parts.student, parts.teacher, parts.objective, parts.optimizer,
+            parts.tokenizer, {"world_size": env.world_size}, cfg.run.keep_checkpoints,
+        )  # fmt: skip
+    barrier(env)
+
+
 def run(cfg: TrainConfig, env: DistEnv) -> Path:
     configure(cfg)
     run_dir = Path(cfg.run.dir or ".")
@@ -132,37 +154,25 @@ def run(cfg: TrainConfig, env: DistEnv) -> Path:
     start = resume(cfg, parts)
     forward = wrap_ddp(parts.student, env)
     dataset, sampler = build_data(cfg, env, parts.tokenizer)
+    loader = batches(make_loader(dataset, sampler, start, cfg.data.num_workers), env.device)
     schedules = Schedules(cfg.optim, cfg.teacher)
     logger = MetricsLogger(run_dir, enabled=env.is_main)
     total = cfg.optim.steps
     log.info("%d samples, %.2f epochs, %d steps from step %d", len(dataset), epochs(cfg, len(dataset)), total, start)
     bar = progress_bar(total, start, enabled=env.is_main and cfg.run.progress)
     waited = time.perf_counter()
-    for step, batch in zip(
-        range(start, total),
-        batches(make_loader(dataset, sampler, start, cfg.data.num_workers), env.device),
-        strict=False,
-    ):
+    for step, batch in zip(range(start, total), loader, strict=False):
         data_s = time.perf_counter() - waited
         values = schedules.at(step)
         result = train_step(parts, forward, batch, step, values, cfg)
         done = step + 1
         if done % cfg.run.log_every == 0 or done == total:
-            record = reduce_for_log(result.terms, env.world_size)
-            record |= {"step": done, "lr": values.lr, "weight_decay": values.weight_decay}
-            record |= {"momentum": values.momentum, "teacher_temp": values.teacher_temp}
-            record |= {"step_s": result.compute_s, "data_s": data_s, "peak_memory_mb": peak_memory_mb(env.device)}
-            record |= {"samples_per_s": cfg.optim.batch_size / max(result.compute_s + data_s, 1e-9)}
+            record = step_record(result, values, done, data_s, cfg, env)
             logger.log(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}")
         bar.update(1)
         if done % cfg.run.checkpoint_every == 0 or done == total:
-            if env.is_main:
-                save_checkpoint(
-                    run_dir, done, parts.student, parts.teacher, parts.objective, parts.optimizer,
-                    parts.tokenizer, {"world_size": env.world_size}, cfg.run.keep_checkpoints,
-                )  # fmt: skip
-            barrier(env)
+            checkpoint(cfg, env, parts, done)
         waited = time.perf_counter()
     bar.close()
     logger.close()
