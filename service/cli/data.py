@@ -18,15 +18,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     synth.add_argument("--split", default="train", help="split name, also part of each sample's seed")
     synth.add_argument("--max-objects", type=int, default=3, help="shapes per image: 1 to this many")
     synth.add_argument("--workers", type=int, default=1, help="processes writing shards in parallel")
+    synth.add_argument(
+        "--world",
+        choices=("world", "survey"),
+        default="world",
+        help="world: the generated world; survey: its domain-shift task for adapters (false colour, new cover names)",
+    )
     synth.set_defaults(func=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from training.data.domain_shift import generate_survey_dataset
     from training.data.synth import generate_dataset
 
     if args.max_objects < 1:
         raise ValueError("--max-objects must be at least 1")
-    manifest = generate_dataset(
+    generate = generate_survey_dataset if args.world == "survey" else generate_dataset  # same arguments and format
+    manifest = generate(
         args.out,
         args.num_samples,
         args.samples_per_shard,

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "service.cli.data",
     "service.cli.train",
     "service.cli.evaluate",
+    "service.cli.adapt",
 )
 
 
