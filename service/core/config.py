@@ -21,6 +21,9 @@ class TritonSettings(BaseModel):
     text_model: str = "tipsv2_text"
     image_model: str = "tipsv2_image"
     retry_after_s: int = 2  # Retry-After sent with 503 while Triton is unreachable
+    # Cap of gRPC's reconnect backoff. Its default grows to 120 s, so a gateway that saw Triton down for a while
+    # would keep answering 503 for up to two minutes after Triton is back; a reconnect attempt is one cheap connect.
+    reconnect_backoff_s: float = Field(0.5, gt=0)
 
 
 class RedisSettings(BaseModel):

@@ -28,7 +28,7 @@ class TritonBackend:
     def __init__(self, settings: TritonSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.client = grpcclient.InferenceServerClient(settings.url)
+        self.client = grpcclient.InferenceServerClient(settings.url, channel_args=channel_args(settings))
         self._served: ServedModelInfo | None = None
 
     async def close(self) -> None:
@@ -145,6 +145,22 @@ class TritonBackend:
         self.metrics.triton_failures.labels(model, "error").inc()
         log.warning("triton error on %s: %s %s", model, status, message)
         return GatewayError(ErrorKind.BACKEND_ERROR, f"inference failed: {message}", code="triton_error")
+
+
+def channel_args(settings: TritonSettings) -> list[tuple[str, Any]]:
+    """tritonclient's default channel options plus a bounded reconnect backoff (see `reconnect_backoff_s`)."""
+    keepalive = grpcclient.KeepAliveOptions()
+    backoff_ms = max(1, int(settings.reconnect_backoff_s * 1000))
+    return [
+        ("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", min(100, backoff_ms)),
+        ("grpc.max_reconnect_backoff_ms", backoff_ms),
+    ]
 
 
 def _triton_dtype(array: np.ndarray) -> str:
