@@ -187,7 +187,7 @@ def _stats(client: Any, model: str) -> tuple[int, int]:
 def _merge(
     cell: Cell, outcomes: list[dict[str, Any]], before: tuple[int, int], after: tuple[int, int]
 ) -> dict[str, Any]:
-    latencies = np.array([ms for o in outcomes for ms in o["latencies_ms"]] or [float("nan")])
+    latencies = np.array([ms for o in outcomes for ms in o["latencies_ms"]] or [0.0])  # 0: nothing came back
     errors = [e for o in outcomes for e in o["errors"]]
     done = sum(len(o["latencies_ms"]) for o in outcomes)
     seconds = max(o["seconds"] for o in outcomes)

@@ -333,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(args.site or ""), str(ROOT)) if p)}
 
         def run_triton() -> None:
+            import numpy
+
+            if int(numpy.__version__.split(".")[0]) >= 2 and args.stub_env is None:
+                raise RuntimeError(
+                    "numpy 2 here and no --stub-env: the Python backend's stub would corrupt the adapter ids "
+                    "(BYTES inputs) and die; give it a folder with numpy 1 (docs/benchmarks.md)"
+                )
             with served(setup, repo, work, args.stub_env) as server:
                 triton_phase(setup, server, adapters, report, env)
 
@@ -347,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                 report.add("errors", f"{name}: {type(exc).__name__}: {exc}"[:2000])
             print(table(report.data), flush=True)
     print(json.dumps(report.data))
-    return 1 if report.data["errors"] else 0
+    failed = report.data["errors"] or any(r["errors"] for r in report.data["triton"])
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
