@@ -139,6 +139,7 @@ class AdapterStore:
             try:
                 return AdapterManifest.from_json(path.read_text())
             except FileNotFoundError:
+                self._require_root()
                 return None
 
     def signature(self, tenant: str, name: str) -> tuple[int, int, int] | None:
@@ -147,6 +148,7 @@ class AdapterStore:
             try:
                 stat = os.stat(self.manifest_path(tenant, name))
             except FileNotFoundError:
+                self._require_root()
                 return None
         return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
@@ -158,6 +160,7 @@ class AdapterStore:
 
     def list_adapters(self, tenant: str) -> list[AdapterManifest]:
         tenant_dir = self.root / tenant
+        self._require_root()
         if not TENANT_RE.match(tenant) or not tenant_dir.is_dir():
             return []
         with _storage_errors("list"):
@@ -178,7 +181,8 @@ class AdapterStore:
         with self._locked(tenant, name) as directory:
             current = self.read(tenant, name) or AdapterManifest(tenant, name)
             stored = StoredVersion(current.next_version, sha[:16], sha, len(data), _now(), dict(metadata))
-            _write_atomically(self.file_path(tenant, name, stored), data)
+            path = self.file_path(tenant, name, stored)
+            _write_atomically(path, data)
             previous = current.versions if current.exists else ()
             keep_active = not activate and current.exists and current.active is not None
             manifest = replace(
@@ -189,7 +193,13 @@ class AdapterStore:
                 deleted=False,
                 updated_at=stored.created_at,
             )
-            self._write_manifest(directory, manifest)
+            try:
+                self._write_manifest(directory, manifest)
+            except GatewayError:
+                # Unlisted, the file could never be served; left behind, every retry on a full disk would add one.
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
         return manifest, stored
 
     def activate(self, tenant: str, name: str, version: int) -> AdapterManifest:
@@ -233,6 +243,16 @@ class AdapterStore:
                     self.file_path(tenant, name, stored).unlink(missing_ok=True)
         return removed
 
+    def _require_root(self) -> None:
+        """A missing root is a missing volume, not an empty store: 503, and never recreated on the local disk."""
+        if not self.root.is_dir():
+            raise GatewayError(
+                ErrorKind.STORAGE_UNAVAILABLE,
+                "adapter store unavailable: its volume is not mounted",
+                code="adapter_store_unavailable",
+                retry_after=1,
+            )
+
     def _write_manifest(self, directory: Path, manifest: AdapterManifest) -> None:
         _write_atomically(directory / MANIFEST, manifest.to_json().encode())
 
@@ -241,8 +261,10 @@ class AdapterStore:
         directory = self.adapter_dir(tenant, name)
         with self._locks_guard:
             local = self._locks.setdefault((tenant, name), threading.Lock())
+        self._require_root()
         with local, _storage_errors("lock"):
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.parent.mkdir(exist_ok=True)  # the tenant's folder; never the root (see `_require_root`)
+            directory.mkdir(exist_ok=True)
             with open(directory / LOCK, "a+b") as handle:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 try:
