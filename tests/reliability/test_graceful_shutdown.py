@@ -1,0 +1,63 @@
+"""SIGTERM to a gateway process (what Kubernetes sends on a rollout or scale-in) drains it: the requests it had
+accepted all complete with 200, new connections are refused at once, and the process exits by itself."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.local.redis_server import RedisServer
+from tests.integration.gateway_support import ACME, metric_value, tenant_settings
+from tests.reliability.processes import ControlledTriton, GatewayServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+IN_FLIGHT = 6
+
+
+def test_sigterm_drains_accepted_requests_and_refuses_new_ones(
+    triton_ctl: ControlledTriton, redis_server: RedisServer, tokenizer_path: Path, adapter_store: Path, tmp_path: Path
+) -> None:
+    settings = tenant_settings(triton_ctl.server, redis_server.url, tokenizer_path, adapter_store)
+    gateway = GatewayServer(settings, tmp_path).start()
+    results: list[int | str] = []
+
+    def request(index: int) -> None:
+        try:
+            body = {"input": f"accepted before the signal {index} {time.monotonic()}"}
+            response = httpx.post(f"{gateway.url}/v1/embeddings", json=body, headers=ACME, timeout=60)
+            results.append(response.status_code)
+        except httpx.HTTPError as exc:
+            results.append(repr(exc))
+
+    try:
+        # Triton stalled: the requests are accepted and wait inside the gateway, as slow requests would.
+        triton_ctl.pause()
+        threads = [threading.Thread(target=request, args=(i,)) for i in range(IN_FLIGHT)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while metric_value(httpx.get(f"{gateway.url}/metrics").text, "tipsv2_inflight_requests") < IN_FLIGHT:
+            assert time.monotonic() < deadline, "requests never reached the gateway"
+            time.sleep(0.05)
+        gateway.terminate()
+        time.sleep(0.3)
+        for _ in range(3):
+            with pytest.raises(httpx.ConnectError):
+                httpx.post(f"{gateway.url}/v1/embeddings", json={"input": "after the signal"}, headers=ACME, timeout=5)
+            time.sleep(0.1)
+        assert gateway.process is not None and gateway.process.poll() is None, "exited before draining"
+        triton_ctl.resume()
+        for thread in threads:
+            thread.join(30)
+        code = gateway.wait(30)
+    finally:
+        triton_ctl.resume()
+        gateway.kill()
+    assert results == [200] * IN_FLIGHT, results
+    assert code in (0, -15), code  # uvicorn re-raises SIGTERM once it has shut down cleanly
+    log = gateway.log_text()
+    assert "Waiting for connections to close" in log and "Application shutdown complete" in log
