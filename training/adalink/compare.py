@@ -9,6 +9,7 @@ the same task metric on the task's eval split.
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from training.adalink.checksum import state_checksum
 from training.adalink.evaluate import evaluate
 from training.adalink.task_data import load_task_data
 from training.adalink.tasks import load_task
-from training.adalink.train import fit
+from training.adalink.train import TaskObjective, batch_indices, fit, train_step
 from training.adalink.tuners import prepare
 
 
@@ -77,3 +78,31 @@ def markdown(summaries: dict[str, dict[str, float]], metric_name: str) -> str:
         seconds = f"{s['seconds']:.0f}" if s["trainable"] else "—"
         rows.append(f"| {name} | {s['mean']:.3f} ± {s['std']:.3f} | {s['seeds']} | {s['trainable']:,} | {seconds} |")
     return "\n".join(rows)
+
+
+def step_seconds(
+    arms: list[Arm], base_dir: Path, task_file: Path, overrides: tuple[str, ...] = (), rounds: int = 20, warmup: int = 3
+) -> dict[str, float]:
+    """Median seconds per training step of each trained arm, in interleaved rounds over the same batches (one step
+    of every arm per round), so that a shared machine's drift hits every arm alike. Arms with task overrides of
+    their own are skipped (they would need their own task)."""
+    task = load_task(task_file, overrides)
+    base = load_base(base_dir)
+    data = load_task_data(task, task.train_data)
+    setups = {}
+    for arm in arms:
+        if arm.method == "base" or arm.overrides:
+            continue
+        tuned = prepare(arm.method, base.model, task.adapter.modalities, arm.rank, task.adapter.activation, 0)
+        objective = TaskObjective(task, data, base.tokenizer, text_trainable="text" in tuned.modalities)
+        optimizer = torch.optim.AdamW(tuned.trainable, lr=task.optim.lr)
+        tuned.model.train()
+        setups[arm.name] = (tuned, objective, optimizer)
+    times: dict[str, list[float]] = {name: [] for name in setups}
+    for round_index, index in enumerate(batch_indices(len(data), task.optim.batch_size, warmup + rounds, 0)):
+        for name, (tuned, objective, optimizer) in setups.items():
+            started = time.perf_counter()
+            train_step(tuned, objective, optimizer, index, task.optim.clip_grad)
+            if round_index >= warmup:
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}

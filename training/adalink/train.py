@@ -94,30 +94,37 @@ class TaskObjective:
         return self.contrastive(image, text, temperature)["retrieval_loss"]
 
 
+def train_step(
+    tuned: Tuned, objective: TaskObjective, optimizer: torch.optim.Optimizer, index: torch.Tensor, clip_grad: float
+) -> float:
+    """One optimisation step on the examples at `index`; returns the loss."""
+    loss = objective(tuned.model, index)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_grad > 0:
+        torch.nn.utils.clip_grad_norm_(tuned.trainable, clip_grad)
+    optimizer.step()
+    return float(loss.detach())
+
+
 def fit(tuned: Tuned, task: Task, data: TaskData, tokenizer: Tokenizer, log_every: int = 50) -> FitReport:
     """Trains `tuned.trainable` on `task` for `task.optim.steps` steps."""
     optim = task.optim
     torch.manual_seed(optim.seed)
     objective = TaskObjective(task, data, tokenizer, text_trainable="text" in tuned.modalities)
     optimizer = torch.optim.AdamW(tuned.trainable, lr=optim.lr, weight_decay=optim.weight_decay)
-    model = tuned.model.train()
+    tuned.model.train()
     report = FitReport(optim.steps, 0.0)
     started = time.perf_counter()
     for step, index in enumerate(batch_indices(len(data), optim.batch_size, optim.steps, optim.seed)):
         lr = warmup_cosine(step, optim.steps, optim.warmup_steps, optim.lr, optim.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = objective(model, index)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {step}: loss is {loss.item()}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if optim.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(tuned.trainable, optim.clip_grad)
-        optimizer.step()
-        report.losses.append(float(loss.detach()))
+        report.losses.append(train_step(tuned, objective, optimizer, index, optim.clip_grad))
         if (step + 1) % log_every == 0 or step + 1 == optim.steps:
             log.info("%s step %d/%d loss %.4f lr %.2e", tuned.method, step + 1, optim.steps, report.final_loss, lr)
     report.seconds = time.perf_counter() - started
-    model.eval()
+    tuned.model.eval()
     return report
