@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,14 +224,16 @@ def served(setup: Setup, repo: Path, workdir: Path, stub_env: Path | None) -> It
     server = TritonServer(
         repo, workdir / "triton", free_port(), free_port(), free_port(), extra_args=extra, cwd=stub_env
     )
-    server.start(timeout=600)
+    server.start(timeout=300)
     try:
         yield server
     finally:
         server.stop()
 
 
-def triton_phase(setup: Setup, server: Any, adapters: list[str], report: Report, env: dict[str, str]) -> None:
+def triton_phase(
+    setup: Setup, server: Any, adapters: list[str], report: Report, env: dict[str, str], path: str
+) -> None:
     from bench.loadgen import Cell, drive
 
     cells = []
@@ -252,7 +254,7 @@ def triton_phase(setup: Setup, server: Any, adapters: list[str], report: Report,
     url = f"127.0.0.1:{server.grpc_port}"
     for cell in cells:
         (result,) = drive(url, [cell], env=env, processes=setup.processes, margin_s=setup.margin_s)
-        report.add("triton", {"path": "triton", **result})
+        report.add("triton", {"path": path, **result})
 
 
 # -- main ------------------------------------------------------------------------------------------------------
@@ -270,13 +272,84 @@ def table(data: dict[str, Any]) -> str:
         ref = eager.get((r["modality"], f"{data['setup']['tenants']} adapters"))
         ratio = f"{r['items_per_s'] / ref:.2f}x" if ref else ""
         lines.append(
-            f"{'triton':<16}{r['modality']:<9}{str(r['adapters']) + ' adapters':<14}{r['concurrency']:>5}"
+            f"{r['path']:<16}{r['modality']:<9}{str(r['adapters']) + ' adapters':<14}{r['concurrency']:>5}"
             f"{r['items_per_s']:>11.1f}{ratio:>10}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['trunk_avg_batch_rows']:>7.1f}"
         )
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class Bench:
+    """One run: the model, its repository and adapters in `work`, and where the results go."""
+
+    setup: Setup
+    args: argparse.Namespace
+    work: Path
+    report: Report
+
+    def prepare(self) -> None:
+        from service.triton.repository import RepositoryOptions
+        from training.tipsv2.model import create_model
+
+        self.model = create_model(self.setup.variant, seed=0).eval()
+        self.model_id = f"bench-{self.setup.variant}-seed0"
+        store = self.work / "adapters"
+        self.options = RepositoryOptions(
+            runtime="torch",
+            device=self.setup.device,  # type: ignore[arg-type]
+            compute_dtype=self.setup.dtype,  # type: ignore[arg-type]
+            text_max_batch=self.setup.text_batch,
+            image_max_batch=self.setup.image_batch,
+            max_queue_delay_us=2000,
+            trunk_instances=self.setup.trunk_instances,
+            intra_op_threads=self.setup.threads,
+            adapter_store=str(store),
+            adapter_capacity=128,
+        )
+        self.repo = self.export(self.options, "repository")
+        dim = self.model.cfg.embed_dim
+        self.adapters = write_adapters(store, self.model_id, dim, self.setup.tenants, self.setup.rank)
+        parts = (str(self.args.site or ""), str(ROOT))
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in parts if p)}
+
+    def export(self, options: Any, name: str) -> Path:
+        from training.export.pipeline import export_model_repository
+
+        return export_model_repository(self.model, self.model_id, self.work / name, options, (self.setup.resolution,))
+
+    def direct(self, compiled: bool) -> None:
+        direct_phase(self.setup, self.repo, self.adapters, self.report, compiled)
+
+    def triton(self) -> None:
+        import numpy
+
+        if int(numpy.__version__.split(".")[0]) >= 2 and self.args.stub_env is None:
+            raise RuntimeError(
+                "numpy 2 here and no --stub-env: the Python backend's stub would corrupt the adapter ids "
+                "(BYTES inputs) and die; give it a folder with numpy 1 (docs/benchmarks.md)"
+            )
+        with served(self.setup, self.repo, self.work, self.args.stub_env) as server:
+            triton_phase(self.setup, server, self.adapters, self.report, self.env, "triton")
+        if self.setup.device == "cuda" and not any(r["items_per_s"] for r in self.report.data["triton"]):
+            # Nothing came back: try once more with tensors handed between the steps through host memory.
+            self.report.add("errors", "triton: no request succeeded with GPU tensors between steps; retrying via host")
+            host_repo = self.export(replace(self.options, keep_on_device=False), "repository-host")
+            with served(self.setup, host_repo, self.work, self.args.stub_env) as server:
+                triton_phase(self.setup, server, self.adapters, self.report, self.env, "triton (host)")
+
+    def phases(self) -> list[tuple[str, float, Callable[[], None]]]:
+        """(name, seconds it may need, run). Triton before the compiled run: the compiles are the slowest phase and
+        the one to lose if time runs out."""
+        phases: list[tuple[str, float, Callable[[], None]]] = [
+            ("direct eager", 60, lambda: self.direct(compiled=False)),
+            ("triton", 200, self.triton),
+        ]
+        if self.setup.compile:
+            phases.append(("direct compile", 240, lambda: self.direct(compiled=True)))
+        return phases
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--site", type=Path, default=None, help="folder with the carried tritonclient + pytriton")
     parser.add_argument("--stub-env", type=Path, default=None, help="folder with numpy 1 for the Python backend stub")
@@ -284,67 +357,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="tiny model on CPU: every code path, in seconds")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--budget-s", type=float, default=540.0, help="skip phases that would not fit")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.site:
         sys.path.insert(0, str(args.site))
     sys.path.insert(0, str(ROOT))
     setup = DRY if args.dry_run else FULL
     if args.no_compile:
-        setup = Setup(**{**setup.__dict__, "compile": False})
+        setup = replace(setup, compile=False)
     deadline = time.monotonic() + args.budget_s
     report = Report(args.out, {"environment": environment(args.site), "setup": setup.__dict__})
     print(json.dumps(report.data["environment"]), flush=True)
-
-    from service.triton.repository import RepositoryOptions
-    from training.export.pipeline import export_model_repository
-    from training.tipsv2.model import create_model
-
     with tempfile.TemporaryDirectory(prefix="tipsv2-gpu-bench-") as tmp:
-        work = Path(tmp)
-        model = create_model(setup.variant, seed=0).eval()
-        model_id = f"bench-{setup.variant}-seed0"
-        store = work / "adapters"
-        options = RepositoryOptions(
-            runtime="torch",
-            device=setup.device,  # type: ignore[arg-type]
-            compute_dtype=setup.dtype,  # type: ignore[arg-type]
-            text_max_batch=setup.text_batch,
-            image_max_batch=setup.image_batch,
-            max_queue_delay_us=2000,
-            trunk_instances=setup.trunk_instances,
-            intra_op_threads=setup.threads,
-            adapter_store=str(store),
-            adapter_capacity=128,
-        )
-        repo = export_model_repository(model, model_id, work / "repository", options, (setup.resolution,))
-        del model
-        adapters = write_adapters(
-            store,
-            model_id,
-            int(json.loads((repo / "tipsv2_manifest.json").read_text())["served"]["embed_dim"]),
-            setup.tenants,
-            setup.rank,
-        )
-        phases: list[tuple[str, float, Callable[[], None]]] = [
-            ("direct eager", 60, lambda: direct_phase(setup, repo, adapters, report, compiled=False)),
-        ]
-        if setup.compile:
-            phases.append(("direct compile", 240, lambda: direct_phase(setup, repo, adapters, report, compiled=True)))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(args.site or ""), str(ROOT)) if p)}
-
-        def run_triton() -> None:
-            import numpy
-
-            if int(numpy.__version__.split(".")[0]) >= 2 and args.stub_env is None:
-                raise RuntimeError(
-                    "numpy 2 here and no --stub-env: the Python backend's stub would corrupt the adapter ids "
-                    "(BYTES inputs) and die; give it a folder with numpy 1 (docs/benchmarks.md)"
-                )
-            with served(setup, repo, work, args.stub_env) as server:
-                triton_phase(setup, server, adapters, report, env)
-
-        phases.append(("triton", 200, run_triton))
-        for name, needs_s, run in phases:
+        bench = Bench(setup, args, Path(tmp), report)
+        bench.prepare()
+        for name, needs_s, run in bench.phases():
             if time.monotonic() + needs_s > deadline and not args.dry_run:
                 report.add("skipped", f"{name}: needs about {needs_s:.0f} s, {deadline - time.monotonic():.0f} s left")
                 continue

@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--torch-compile", default="", help="torch.compile mode of the torch trunk (default: eager)")
     parser.add_argument(
+        "--host-tensors",
+        action="store_true",
+        help="with device cuda, hand tensors between ensemble steps over through host memory (a fallback)",
+    )
+    parser.add_argument(
         "--resolution",
         type=int,
         action="append",
@@ -62,6 +67,7 @@ def _export(args: argparse.Namespace) -> int:
         device=args.device,
         compute_dtype=args.compute_dtype,
         torch_compile=args.torch_compile,
+        keep_on_device=not args.host_tensors,
         preferred_batch_sizes=tuple(args.preferred_batch_sizes or ()),
         text_max_batch=args.text_max_batch,
         image_max_batch=args.image_max_batch,

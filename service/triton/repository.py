@@ -81,6 +81,7 @@ class RepositoryOptions:
     device: Device | None = None  # where models run; None: cuda for `gpu`, else cpu. cuda + numpy: trunk only (onnx)
     compute_dtype: ComputeDtype = "float32"  # precision of the torch trunk (I/O stays float32)
     torch_compile: str = ""  # torch.compile mode of the torch trunk ("" = eager)
+    keep_on_device: bool = True  # cuda: tensors between ensemble steps stay on the GPU (False: through host memory)
     text_max_batch: int = 256
     image_max_batch: int = 32
     max_queue_delay_us: int = 2000
@@ -250,9 +251,13 @@ def _torch_params(opt: RepositoryOptions) -> dict[str, str]:
     params = {"runtime": str(opt.runtime), "device": str(opt.device)}
     if opt.runtime == "torch" and opt.intra_op_threads:
         params["intra_op_threads"] = str(opt.intra_op_threads)
-    if opt.stages_on_gpu:
+    if opt.stages_on_gpu and opt.keep_on_device:
         # Let GPU tensors from the previous step arrive as they are instead of being copied to the host first.
         params["FORCE_CPU_ONLY_INPUT_TENSORS"] = "no"
+    elif opt.stages_on_gpu:
+        # The fallback where GPU tensors cannot cross between the backend's processes: hand over host memory.
+        params["FORCE_CPU_ONLY_INPUT_TENSORS"] = "yes"
+        params["host_outputs"] = "1"
     return params
 
 

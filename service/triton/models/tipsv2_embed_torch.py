@@ -26,6 +26,7 @@ class TorchEmbedRunner:
         stage_class, self.input_name = STAGES[modality]
         self.modality = modality
         device = model.torch_device()
+        self.host_outputs = model.host_outputs
         self.stage = stage_class(model.file("embed.safetensors"), device)
         self.bank = DeviceAdapterBank(
             model.param("adapter_store"),
@@ -64,7 +65,10 @@ class TorchEmbedRunner:
             if index in errors:
                 responses.append(error_response(errors[index]))
             else:
-                tensors = [torch_output(name, value) for name, value in outputs[index].items()]
+                tensors = [
+                    torch_output(name, value.cpu() if self.host_outputs else value)
+                    for name, value in outputs[index].items()
+                ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses, adapted
 

@@ -33,6 +33,11 @@ class ModelArgs:
         return os.path.join(self.version_dir, name)
 
     @property
+    def host_outputs(self):
+        """Outputs go back through host memory (the fallback when GPU tensors cannot cross processes)."""
+        return self.param("host_outputs", "0") == "1"
+
+    @property
     def runtime(self):
         """`numpy` (numpy stages, onnxruntime trunk: runs in NVIDIA's container) or `torch`."""
         return self.param("runtime", "numpy")

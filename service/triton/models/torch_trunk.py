@@ -27,6 +27,7 @@ class TritonPythonModel:
             sys.path.insert(1, root)
         from training.export.torch_trunk import load_torch_trunk
 
+        self.host_outputs = model.host_outputs
         self.trunk = load_torch_trunk(
             model.version_dir, model.torch_device(), model.param("dtype", "float32"), model.param("compile", "")
         )
@@ -52,7 +53,10 @@ class TritonPythonModel:
             # Triton copies DLPack'd GPU outputs on its own stream: the results must be complete before it does.
             torch.cuda.current_stream(self.trunk.device).synchronize()
         return [
-            pb_utils.InferenceResponse(output_tensors=[torch_output(n, v) for n, v in out.items()]) for out in outputs
+            pb_utils.InferenceResponse(
+                output_tensors=[torch_output(n, v.cpu() if self.host_outputs else v) for n, v in out.items()]
+            )
+            for out in outputs
         ]
 
 

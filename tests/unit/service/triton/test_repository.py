@@ -105,6 +105,15 @@ def test_local_torch_runtime_ships_the_torch_tower_and_its_settings(tmp_path: Pa
     assert "model.onnx" not in files
 
 
+def test_gpu_stages_can_hand_tensors_over_through_host_memory(tmp_path: Path) -> None:
+    on_device = configs(repository(tmp_path, runtime="torch", device="cuda"))["tipsv2_image_trunk"].parameters
+    via_host = configs(repository(tmp_path, runtime="torch", device="cuda", keep_on_device=False))
+    params = via_host["tipsv2_image_trunk"].parameters
+    assert on_device["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no" and "host_outputs" not in on_device
+    assert params["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "yes" and params["host_outputs"].string_value == "1"
+    assert via_host["tipsv2_image_embed"].parameters["host_outputs"].string_value == "1"
+
+
 def test_batching_instances_and_warmup_come_from_the_options(tmp_path: Path) -> None:
     repo = repository(
         tmp_path,
