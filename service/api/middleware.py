@@ -31,25 +31,33 @@ class BodyLimitMiddleware:
             await _send_error(send, error)
             return
         received = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # FastAPI turns any failure while reading a body into its own 400 ("error parsing the body"): a
+                # chunked body without Content-Length would be answered 400, not 413. Answer 413 in its place.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_error(send, error)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
             if not started:
                 await _send_error(send, error)

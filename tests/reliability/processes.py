@@ -63,6 +63,7 @@ class GatewayServer:
         port: int | None = None,
         file_size_limit: int | None = None,
         keep_log: bool = True,
+        uvicorn_args: tuple[str, ...] = (),
         **env: str,
     ) -> None:
         self.port = port or free_port()
@@ -70,6 +71,7 @@ class GatewayServer:
         self.env = {**os.environ, **settings_env(settings), "PYTHONDONTWRITEBYTECODE": "1", **env}
         self.log = workdir / f"gateway-{self.port}.log"
         self.file_size_limit = file_size_limit
+        self.uvicorn_args = uvicorn_args
         self.keep_log = keep_log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -81,6 +83,7 @@ class GatewayServer:
     def start(self, timeout: float = 60.0, ready: bool = True) -> GatewayServer:
         """Starts uvicorn and waits until /readyz (or /healthz with `ready=False`) answers 200."""
         command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += self.uvicorn_args
         if self.file_size_limit is not None:
             command = [sys.executable, "-c", _LIMITED_EXEC, str(self.file_size_limit), *command]
         with open(self.log, "ab") if self.keep_log else open(os.devnull, "wb") as log:

@@ -41,7 +41,9 @@ def api(tokenizer_path: Path, fake_backend: FakeBackend) -> Iterator[TestClient]
 
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
-    return tmp_path / "adapters"
+    path = tmp_path / "adapters"  # a store's root must exist (a missing one is a missing volume: 503)
+    path.mkdir()
+    return path
 
 
 @pytest.fixture
