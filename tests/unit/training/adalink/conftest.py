@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.data.domain_shift import generate_survey_dataset
 from training.tipsv2.checkpoint import load_pretrained
@@ -32,3 +34,12 @@ def survey_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     generate_survey_dataset(root / "train", 48, samples_per_shard=24, image_size=IMAGE_SIZE, seed=0, split="train")
     generate_survey_dataset(root / "eval", 24, samples_per_shard=24, image_size=IMAGE_SIZE, seed=0, split="eval")
     return root / "train", root / "eval"
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models on a shared 2-core machine: one torch thread avoids oversubscription (several times faster)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
