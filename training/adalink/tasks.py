@@ -121,32 +121,35 @@ def _choice(value: Any, allowed: tuple[str, ...], key: str) -> str:
 
 
 def _adapter(raw: dict[str, Any]) -> AdapterSpec:
-    modalities = raw["modalities"]
-    if isinstance(modalities, str):
-        modalities = [modalities]
-    if not isinstance(modalities, list) or not modalities or not set(modalities) <= set(MODALITIES):
+    modalities = [raw["modalities"]] if isinstance(raw["modalities"], str) else raw["modalities"]
+    if (
+        not isinstance(modalities, list)
+        or not modalities
+        or not all(isinstance(m, str) and m in MODALITIES for m in modalities)
+    ):
         raise ConfigError(f"adapter.modalities must be a non-empty list of {', '.join(MODALITIES)}")
     rank = raw["rank"]
-    if not isinstance(rank, int) or not 1 <= rank <= MAX_RANK:
+    if not _is_int(rank) or not 1 <= rank <= MAX_RANK:
         raise ConfigError(f"adapter.rank must be an integer in [1, {MAX_RANK}], not {rank!r}")
-    return AdapterSpec(
-        tuple(sorted(set(modalities))), rank, _choice(raw["activation"], ACTIVATIONS, "adapter.activation")
-    )
+    activation = _choice(raw["activation"], ACTIVATIONS, "adapter.activation")
+    return AdapterSpec(tuple(sorted(set(modalities))), rank, activation)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _optim(raw: dict[str, Any]) -> OptimSpec:
-    ints = ("steps", "batch_size", "warmup_steps", "seed")
-    for key in ints:
-        if not isinstance(raw[key], int) or raw[key] < (1 if key in ("steps", "batch_size") else 0):
-            raise ConfigError(
-                f"optim.{key} must be a {'positive' if key in ('steps', 'batch_size') else 'non-negative'} integer"
-            )
+    lowest = {"steps": 1, "batch_size": 1, "warmup_steps": 0, "seed": 0}
+    for key, low in lowest.items():
+        if not _is_int(raw[key]) or raw[key] < low:
+            raise ConfigError(f"optim.{key} must be an integer of at least {low}, not {raw[key]!r}")
     for key in ("lr", "min_lr", "weight_decay", "clip_grad"):
-        if not isinstance(raw[key], int | float) or raw[key] < 0:
-            raise ConfigError(f"optim.{key} must be a non-negative number")
+        if not (_is_int(raw[key]) or isinstance(raw[key], float)) or raw[key] < 0:
+            raise ConfigError(f"optim.{key} must be a non-negative number, not {raw[key]!r}")
     if raw["lr"] <= 0:
         raise ConfigError("optim.lr must be positive")
-    return OptimSpec(**{k: raw[k] if k in ints else float(raw[k]) for k in raw})
+    return OptimSpec(**{k: raw[k] if k in lowest else float(raw[k]) for k in raw})
 
 
 def task_from_dict(raw: dict[str, Any]) -> Task:
