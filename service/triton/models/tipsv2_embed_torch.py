@@ -83,9 +83,9 @@ class TorchEmbedRunner:
         else:
             named = {"tokens": self.bank.apply(self.stage(batch), slots)}
         results, start = {}, 0
-        for index, part in zip(members, parts):
+        for (index, _), part in zip(members, parts):
             rows = part.shape[0]
-            results[index[0]] = {name: value[start : start + rows] for name, value in named.items()}
+            results[index] = {name: value[start : start + rows] for name, value in named.items()}
             start += rows
         return results
 
