@@ -41,7 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANT, TENANT, ADAPTER = "tipsv2-tiny", "soak", "soak-adapter"
+VARIANT, TENANT = "tipsv2-tiny", "soak"
+ADAPTER = f"soak-{secrets.token_hex(4)}"  # a fresh name per run: the store in --workdir outlives runs
 
 
 @dataclass
@@ -207,9 +208,10 @@ def swap_adapters(url: str, key: str, model_id: str, run: Run, every_s: float, s
         uploaded = client.post("/v1/adapters", files={"file": ("a", adapter(model_id, seed))}, data={"name": ADAPTER})
         event: dict[str, Any] = {"t": started, "upload": uploaded.status_code}
         if uploaded.status_code == 201 and seed % 2 == 0:
-            event["rollback"] = client.post(f"/v1/adapters/{ADAPTER}/activate", json={"version": seed}).status_code
+            previous = uploaded.json()["uploaded_version"] - 1
+            event["rollback"] = client.post(f"/v1/adapters/{ADAPTER}/activate", json={"version": previous}).status_code
         versions = client.get(f"/v1/adapters/{ADAPTER}").json().get("versions", [])
-        for old in [v for v in versions if not v["active"]][:-3]:
+        for old in [v for v in versions if not v["active"]][:-3]:  # keeps the previous version for the rollback
             client.delete(f"/v1/adapters/{ADAPTER}", params={"version": old["version"]})
         event["s"] = round(time.monotonic() - started, 3)
         with run.lock:
