@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.core.config import TritonSettings
+from service.inference.triton import channel_args
 from service.local.redis_server import RedisServer
 from tests.integration.gateway_support import ACME, metric_value, tenant_settings
 from tests.reliability.load import Load, Outcome, embed_text
@@ -24,6 +26,7 @@ DEADLINE_S = 1.5  # TIPS_TRITON__TIMEOUT_S of this module's gateway
 MAX_INFLIGHT = 4
 FAIL_FAST_S = 1.0  # a request while Triton is dead must not wait longer than this
 RECOVERY_S = 2.0  # from Triton ready again to the gateway serving again (no gateway restart)
+OUTAGE_S = 10.0
 
 
 @pytest.fixture
@@ -57,6 +60,8 @@ def test_killed_triton_fails_fast_with_retry_after_and_recovers_without_a_gatewa
         triton_ctl.kill()
         load.wait_for(60)
         assert readiness(gateway.url) == 503
+        # Long enough for gRPC's default reconnect backoff (1 s, x1.6 per attempt) to grow past a few seconds.
+        time.sleep(max(0.0, killed + OUTAGE_S - time.monotonic()))
         down_until = time.monotonic()
         triton_ctl.restart()
         back = time.monotonic()
@@ -123,3 +128,9 @@ def _summary(outcomes: list[Outcome]) -> str:
         kinds[(o.status, o.code)] = kinds.get((o.status, o.code), 0) + 1
     slowest = max((o.latency_s for o in outcomes), default=0.0)
     return f"{kinds}, slowest {slowest:.2f} s"
+
+
+def test_the_triton_channel_reconnects_at_most_the_configured_backoff_apart() -> None:
+    args = dict(channel_args(TritonSettings(reconnect_backoff_s=0.5)))
+    assert args["grpc.max_reconnect_backoff_ms"] == 500 and args["grpc.initial_reconnect_backoff_ms"] <= 500
+    assert args["grpc.max_receive_message_length"] == args["grpc.max_send_message_length"] > 1 << 30
