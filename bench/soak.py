@@ -277,6 +277,7 @@ def summarise(run: Run, args: argparse.Namespace, start: float) -> dict[str, Any
             "rollbacks_200": sum(1 for s in run.swaps if s.get("rollback") == 200),
         },
         "memory_mib": {"first": run.samples[0] if run.samples else {}, "last": run.samples[-1] if run.samples else {}},
+        "samples": run.samples,  # every --sample-s: t (s), RSS (MiB) of gateway, triton (with stubs), redis; inflight
         "memory_growth_mib": growths,
         "max_inflight": max((s.get("inflight", 0) for s in run.samples), default=0),
         "passed": failures == 0
