@@ -73,7 +73,10 @@ def test_killed_triton_fails_fast_with_retry_after_and_recovers_without_a_gatewa
     first_ok = min(o.sent for o in load.between(back, float("inf")) if o.ok)
     recovery_s = first_ok - back
     after = load.between(first_ok, float("inf"))
-    print(f"before {len(before)}, while down {len(down)}, after {len(after)}; recovery {recovery_s * 1000:.0f} ms")
+    print(
+        f"before {len(before)}, while down {len(down)} (slowest {max(o.latency_s for o in down) * 1000:.0f} ms), "
+        f"after {len(after)}; served again {recovery_s * 1000:.0f} ms after Triton was ready"
+    )
     assert before and all(o.ok for o in before), _summary(before)
     assert len(down) >= 30
     assert {(o.status, o.code) for o in down} == {(503, "triton_unavailable")}, _summary(down)
@@ -116,7 +119,11 @@ def test_stalled_triton_hits_the_deadline_and_the_inflight_bound_without_pile_up
     assert {o.code for o in timed_out} == {"triton_timeout"} and {o.code for o in refused} == {"overloaded"}
     assert all(DEADLINE_S <= o.latency_s < DEADLINE_S + 1.5 for o in timed_out), _summary(timed_out)
     assert refused and all(o.retry_after == "1" and o.latency_s < 1.0 for o in refused), _summary(refused)
-    print(f"{len(timed_out)} timed out, {len(refused)} refused at the bound; RSS grew {grown_kib} KiB")
+    print(
+        f"{len(timed_out)} timed out after {min(o.latency_s for o in timed_out):.2f}-"
+        f"{max(o.latency_s for o in timed_out):.2f} s, {len(refused)} refused at the bound within "
+        f"{max(o.latency_s for o in refused) * 1000:.0f} ms; RSS grew {grown_kib} KiB"
+    )
     assert grown_kib < 16 << 10, f"gateway RSS grew by {grown_kib} KiB while Triton was stalled"
     served = wait_until(lambda: client.post("/v1/embeddings", json={"input": "resumed"}).status_code == 200, 10)
     assert served < 2.0
