@@ -102,12 +102,18 @@ async def run_cell(url: str, cell: Cell, start_at: float = 0.0) -> dict[str, Any
         late = time.time() - start_at if start_at else 0.0
         if late < 0:
             await asyncio.sleep(-late)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(c) for c in clients))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await asyncio.gather(*(c.close() for c in clients))
-    return {"seconds": seconds, "latencies_ms": latencies, "errors": errors, "late_s": max(late, 0.0)}
+    return {
+        "seconds": seconds,
+        "client_cpu_s": cpu,
+        "latencies_ms": latencies,
+        "errors": errors,
+        "late_s": max(late, 0.0),
+    }
 
 
 def drive(
@@ -208,6 +214,7 @@ def _merge(
         "first_error": errors[0] if errors else "",
         "late_start_s": round(max(o["late_s"] for o in outcomes), 2),
         "trunk_avg_batch_rows": round((after[0] - before[0]) / max(after[1] - before[1], 1), 1),
+        "client_cpu_ms_per_request": round(sum(o.get("client_cpu_s", 0.0) for o in outcomes) * 1e3 / max(done, 1), 3),
     }
 
 

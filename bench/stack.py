@@ -1,0 +1,357 @@
+"""The stack a scenario measures, started for real: the tiny TIPSv2 built once into a work folder, Triton repositories
+derived from it, then redis-server, tritonserver and a gateway process (uvicorn) on free loopback ports.
+
+    model = build_model(workdir)                                  # weights + one exported repository, reused
+    repo = derive_repository(model, workdir / "r", text_max_batch=1, adapter_store=...)  # no re-export
+    with Stack(repo, workdir / "s", model.tokenizer, store) as stack:
+        stack.gateway_url, stack.triton_url, stack.headers, stack.memory_mib()
+
+The gateway is configured only through TIPS_* variables, as in production, with the rate limit off (0 = unlimited)
+unless a scenario asks for one: the benchmarks measure serving, not the per-tenant quota.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANT = "tipsv2-tiny"
+TENANT = "bench"
+DEFAULT_WORKDIR = ROOT / "build" / "bench" / "work"
+RESOLUTIONS = (224, 448, 896)
+
+
+@dataclass(frozen=True)
+class Model:
+    weights: Path
+    repository: Path  # exported once (ONNX trunks checked against PyTorch); others are derived from its files
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.weights / "tokenizer.model"
+
+    @property
+    def served(self) -> dict[str, Any]:
+        from service.triton.repository import read_manifest
+
+        return dict(read_manifest(self.repository)["served"])
+
+
+def build_model(workdir: Path, resolutions: tuple[int, ...] = RESOLUTIONS) -> Model:
+    """The tiny model's weights and a repository serving `resolutions`, built unless `workdir` already has them."""
+    from service.triton.repository import MANIFEST, RepositoryOptions
+    from training.export.pipeline import build_local_weights, export_repository
+
+    weights, repository = workdir / "weights", workdir / "repository"
+    if not (weights / "tokenizer.model").is_file():
+        build_local_weights(weights, VARIANT)
+    manifest = repository / MANIFEST
+    if not manifest.is_file() or tuple(json.loads(manifest.read_text())["served"]["resolutions"]) != resolutions:
+        export_repository(weights, VARIANT, repository, RepositoryOptions(), resolutions)
+    return Model(weights, repository)
+
+
+def bench_options(**overrides: Any) -> Any:
+    """The repository options every scenario starts from: one onnxruntime thread per trunk (the gateway, the
+    embedding stages and the load generator share the same two cores), dynamic batching with a 2 ms window."""
+    from service.triton.repository import RepositoryOptions
+
+    return replace(RepositoryOptions(intra_op_threads=1, max_queue_delay_us=2000), **overrides)
+
+
+def derive_repository(model: Model, out: Path, **overrides: Any) -> Path:
+    """A repository with other options (batch sizes, adapter store, bank capacity, ...) from the exported files."""
+    from service.triton.repository import (
+        IMAGE_EMBED,
+        IMAGE_TRUNK,
+        ONNX_FILE,
+        TEXT_EMBED,
+        TEXT_TRUNK,
+        Artifacts,
+        ServedModel,
+        write_repository,
+    )
+
+    if "adapter_store" in overrides:  # Triton reads it from the model's own folder: make it absolute
+        overrides["adapter_store"] = str(Path(overrides["adapter_store"]).resolve())
+    served = model.served
+    served["resolutions"] = tuple(served["resolutions"])
+    repo = model.repository
+    artifacts = Artifacts(
+        text_embed=repo / TEXT_EMBED / "1" / "embed.safetensors",
+        image_embed=repo / IMAGE_EMBED / "1" / "embed.safetensors",
+        text_trunk_onnx=repo / TEXT_TRUNK / "1" / ONNX_FILE,
+        image_trunk_onnx=repo / IMAGE_TRUNK / "1" / ONNX_FILE,
+    )
+    return write_repository(out, ServedModel(**served), artifacts, bench_options(**overrides))
+
+
+# --- adapters -------------------------------------------------------------------------------------------------
+
+
+def adapter_file(model_id: str, seed: int, dim: int = 64, rank: int = 4) -> bytes:
+    """A valid AdaLink file (text and image parts) for the served model."""
+    from training.adalink.format import adapter_bytes, build_metadata
+
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for modality in ("image", "text"):
+        tensors[f"{modality}.down"] = (rng.standard_normal((rank, dim)) * 0.05).astype(np.float32)
+        tensors[f"{modality}.up"] = (rng.standard_normal((dim, rank)) * 0.5).astype(np.float32)
+    activation = ("identity", "relu", "gelu_tanh", "silu")[seed % 4]
+    return adapter_bytes(tensors, build_metadata(VARIANT, model_id, ("image", "text"), rank, dim, activation, "bench"))
+
+
+def populate_store(store: Path, model_id: str, names: list[str], tenant: str = TENANT) -> list[str]:
+    """Writes adapters straight into the store layout the gateway writes (same files, same manifests), without
+    the gateway's per-file fsyncs: 10,000 uploads through the API would take minutes of this machine's disk.
+    Returns their ids (`tenant/name/1/digest`)."""
+    from service.adapters.store import AdapterManifest, StoredVersion
+    from training.adalink.format import validate_adapter
+
+    ids = []
+    for index, name in enumerate(names):
+        data = adapter_file(model_id, index)
+        info = validate_adapter(data, base_hash=model_id, dim=64)
+        sha = hashlib.sha256(data).hexdigest()
+        metadata = {**info.metadata(), "sha256": info.sha256}  # what the gateway's upload stores
+        stored = StoredVersion(1, sha[:16], sha, len(data), "2026-01-01T00:00:00.000+00:00", metadata)
+        manifest = AdapterManifest(tenant, name, 2, 1, (stored,), updated_at=stored.created_at)
+        folder = store / tenant / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"v1-{stored.digest}.safetensors").write_bytes(data)
+        (folder / "manifest.json").write_text(manifest.to_json())
+        ids.append(manifest.adapter_id(stored))
+    return ids
+
+
+# --- processes ------------------------------------------------------------------------------------------------
+
+
+def rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return round(total / 1024, 1)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (all their threads)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+def process_group(pgid: int) -> list[int]:
+    """tritonserver and its Python-backend stubs (it runs in its own session, so they share its group)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    pids.append(int(entry.name))
+    return pids
+
+
+class HttpProcess:
+    """An HTTP server in its own process, started by `command` (which gets `{port}` filled in) and ready when
+    `GET ready_path` answers 200."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path, ready_path: str = "/readyz") -> None:
+        from service.local.redis_server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.command = [part.format(port=self.port) for part in command]
+        self.env, self.log, self.ready_path = env, log, ready_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> HttpProcess:
+        with open(self.log, "wb") as handle:
+            self.process = subprocess.Popen(
+                self.command, cwd=ROOT, env={**os.environ, **self.env}, stdout=handle, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.command[:4]} exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.command[:4]} not ready after {timeout} s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def rss_mib(self) -> float:
+        return rss_mib([self.process.pid]) if self.process is not None else 0.0
+
+
+def gateway_process(env: dict[str, str], log: Path) -> HttpProcess:
+    """`uvicorn service.main:app` with one worker, as the chart and compose run it."""
+    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", "{port}"]
+    return HttpProcess([*command, "--no-access-log", "--log-level", "warning"], env, log)
+
+
+@dataclass
+class Stack:
+    """redis-server, tritonserver and (unless `gateway=False`) one gateway process; a context manager."""
+
+    repository: Path
+    workdir: Path
+    tokenizer: Path
+    adapter_store: Path
+    gateway: bool = True
+    gateway_env: dict[str, str] = field(default_factory=dict)  # e.g. {"TIPS_RATE_LIMIT__REQUESTS": "1000000"}
+    key: str = field(default_factory=lambda: f"bench-{secrets.token_urlsafe(16)}")
+    _servers: list[Any] = field(default_factory=list)
+    _extra_gateways: list[HttpProcess] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def triton_url(self) -> str:
+        return f"127.0.0.1:{self.triton.grpc_port}"
+
+    @property
+    def triton_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.triton.metrics_port}/metrics"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.gateway_process.url
+
+    def env(self) -> dict[str, str]:
+        from service.core.config import hash_key
+
+        return {
+            "TIPS_API_KEYS": json.dumps({hash_key(self.key): TENANT}),
+            "TIPS_TOKENIZER_PATH": str(self.tokenizer.resolve()),
+            "TIPS_ADAPTER_STORE": str(self.adapter_store.resolve()),
+            "TIPS_TRITON__URL": self.triton_url,
+            "TIPS_REDIS__URL": self.redis.url,
+            "TIPS_RATE_LIMIT__REQUESTS": "0",  # 0 = unlimited (service/core/config.py)
+            "TIPS_LOG_LEVEL": "WARNING",
+            **self.gateway_env,
+        }
+
+    def __enter__(self) -> Stack:
+        from service.local.redis_server import RedisServer, free_port
+        from service.triton.server import TritonServer
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.adapter_store.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.workdir / "redis", ignore_errors=True)  # a fresh cache: no hits left by an earlier run
+        try:
+            self.redis = RedisServer(free_port(), self.workdir / "redis").start()
+            self._servers.append(self.redis)
+            self.triton = TritonServer(
+                self.repository.resolve(), (self.workdir / "triton").resolve(), free_port(), free_port(), free_port()
+            )
+            self._servers.append(self.triton.start(timeout=180))
+            if self.gateway:
+                self.gateway_process = gateway_process(self.env(), self.workdir / "gateway.log").start()
+                self._servers.append(self.gateway_process)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._servers:
+            self._servers.pop().stop()
+
+    def start_gateway(self, name: str, **env: str) -> HttpProcess:
+        """Another gateway process on the same Triton and Redis (stopped with the stack)."""
+        gateway = gateway_process({**self.env(), **env}, self.workdir / f"gateway-{name}.log").start()
+        self._servers.append(gateway)
+        self._extra_gateways.append(gateway)
+        return gateway
+
+    def memory_mib(self) -> dict[str, float]:
+        """Resident memory of the gateway, of tritonserver with its Python-backend stubs, and of Redis."""
+        out = {}
+        if self.gateway:
+            out["gateway"] = self.gateway_process.rss_mib()
+        if self.triton.process is not None:
+            out["triton"] = rss_mib(process_group(self.triton.process.pid))
+        if self.redis.process is not None:
+            out["redis"] = rss_mib([self.redis.process.pid])
+        return out
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by the gateway, by tritonserver with its stubs, and by Redis: differences over a
+        cell, per request, are what each part costs, a figure that contention on the machine barely moves."""
+        out = {}
+        gateways = [self.gateway_process, *self._extra_gateways] if self.gateway else self._extra_gateways
+        if gateways:  # all gateway processes together: only one is sent requests at a time
+            out["gateway"] = cpu_seconds([g.process.pid for g in gateways if g.process is not None])
+        if self.triton.process is not None:
+            out["triton"] = cpu_seconds(process_group(self.triton.process.pid))
+        if self.redis.process is not None:
+            out["redis"] = cpu_seconds([self.redis.process.pid])
+        return out
+
+    def model_id(self) -> str:
+        return str(httpx.get(f"{self.gateway_url}/readyz", timeout=10).json()["model_id"])
+
+    def upload(self, name: str, data: bytes, client: httpx.Client | None = None) -> tuple[int, float]:
+        """One upload through the API: (status, seconds)."""
+        own = client is None
+        client = client or httpx.Client(timeout=60)
+        try:
+            started = time.perf_counter()
+            response = client.post(
+                f"{self.gateway_url}/v1/adapters",
+                headers=self.headers,
+                files={"file": ("a.safetensors", data)},
+                data={"name": name},
+            )
+            return response.status_code, time.perf_counter() - started
+        finally:
+            if own:
+                client.close()
+
+
+def with_cpu(stack: Stack, sent: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Runs one cell (`sent` requests in all, warm-up included) and adds each server's CPU milliseconds per request:
+    on a shared machine these move far less than throughput does, and they say which part limits it."""
+    before = stack.cpu_seconds()
+    result = run()
+    after = stack.cpu_seconds()
+    per_request = {name: round((after[name] - before[name]) * 1e3 / max(sent, 1), 3) for name in after}
+    per_request["client"] = result.get("client_cpu_ms_per_request", 0.0)
+    return {**result, "cpu_ms_per_request": per_request}
