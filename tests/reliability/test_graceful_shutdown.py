@@ -3,6 +3,7 @@ accepted all complete with 200, new connections are refused at once, and the pro
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,18 @@ from tests.reliability.processes import ControlledTriton, GatewayServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 IN_FLIGHT = 6
+
+
+def wait_until_refused(port: int, timeout: float = 5.0) -> None:
+    """uvicorn closes its listening socket when the signal is handled; a TCP connect tells when that happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return
+        assert time.monotonic() < deadline, "the gateway still accepts connections after SIGTERM"
+        time.sleep(0.05)
 
 
 def test_sigterm_drains_accepted_requests_and_refuses_new_ones(
@@ -44,7 +57,7 @@ def test_sigterm_drains_accepted_requests_and_refuses_new_ones(
             assert time.monotonic() < deadline, "requests never reached the gateway"
             time.sleep(0.05)
         gateway.terminate()
-        time.sleep(0.3)
+        wait_until_refused(gateway.port)
         for _ in range(3):
             with pytest.raises(httpx.ConnectError):
                 httpx.post(f"{gateway.url}/v1/embeddings", json={"input": "after the signal"}, headers=ACME, timeout=5)
