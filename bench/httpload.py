@@ -103,58 +103,74 @@ def prepare(url: str, cell: HttpCell, headers: dict[str, str], share: int) -> li
     return [raw_request(cell.method, host, cell.path, headers, body) for body in bodies]
 
 
-async def run_cell(url: str, cell: HttpCell, raws: list[bytes], start_at: float = 0.0) -> dict[str, Any]:
-    """Sends the warm-up on one connection, then (at wall-clock `start_at`) the measured requests from
-    `concurrency` connections; raw latencies in ms, statuses counted."""
-    parts = urlsplit(url)
-    connections = [Connection(parts.hostname or "127.0.0.1", parts.port or 80) for _ in range(cell.concurrency)]
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    errors: list[str] = []
-    counter = iter(range(cell.warmup, cell.warmup + cell.requests))
+class Load:
+    """One load process's share of a cell: its connections, requests and what came back."""
 
-    async def one(connection: Connection, index: int, measured: bool) -> None:
+    def __init__(self, url: str, cell: HttpCell, raws: list[bytes]) -> None:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.cell, self.raws = cell, raws
+        self.connections = [Connection(host, port) for _ in range(cell.concurrency)]
+        self.latencies: list[float] = []
+        self.statuses: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    async def one(self, connection: Connection, index: int, measured: bool) -> None:
         started = time.perf_counter()
         try:
-            status, body = await connection.send(raws[index])
+            status, body = await connection.send(self.raws[index])
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             await connection.close()
-            statuses["no answer"] = statuses.get("no answer", 0) + 1
-            errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            self.statuses["no answer"] = self.statuses.get("no answer", 0) + 1
+            self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
             return
         elapsed = (time.perf_counter() - started) * 1e3
         if not measured:
             if status >= 300:
-                errors.append(f"warm-up {status}: {body[:300].decode(errors='replace')}")
+                self.errors.append(f"warm-up {status}: {body[:300].decode(errors='replace')}")
             return
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
         if 200 <= status < 300:
-            latencies.append(elapsed)
+            self.latencies.append(elapsed)
         else:
-            errors.append(f"{status}: {body[:300].decode(errors='replace')}")
+            self.errors.append(f"{status}: {body[:300].decode(errors='replace')}")
 
-    async def worker(connection: Connection) -> None:
-        for index in counter:  # shared: each request index is sent exactly once
-            await one(connection, index, True)
+    async def warm_up(self) -> None:
+        """The first `warmup` requests, one at a time: a warm server (and cache, if wanted) for the window."""
+        for index in range(self.cell.warmup):
+            await self.one(self.connections[0], index, False)
 
-    for index in range(cell.warmup):  # alone, so the window starts with a warm server (and a warm cache, if wanted)
-        await one(connections[0], index, False)
-    late = time.time() - start_at if start_at else 0.0
+    async def window(self) -> dict[str, Any]:
+        counter = iter(range(self.cell.warmup, self.cell.warmup + self.cell.requests))
+
+        async def worker(connection: Connection) -> None:
+            for index in counter:  # shared: each request index is sent exactly once
+                await self.one(connection, index, True)
+
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker(c) for c in self.connections))
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        await asyncio.gather(*(c.close() for c in self.connections))
+        return {
+            "seconds": seconds,
+            "client_cpu_s": cpu,
+            "latencies_ms": self.latencies,
+            "statuses": self.statuses,
+            "errors": self.errors[:5],
+            "error_count": len(self.errors),
+        }
+
+
+async def run_share(url: str, cell: HttpCell, raws: list[bytes]) -> dict[str, Any]:
+    """Warm-up, "ready" on stdout, then the window at the wall-clock time the driver sends on stdin."""
+    load = Load(url, cell, raws)
+    await load.warm_up()
+    print("ready", flush=True)
+    start_at = float(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
+    late = time.time() - start_at
     if late < 0:
         await asyncio.sleep(-late)
-    started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker(c) for c in connections))
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    await asyncio.gather(*(c.close() for c in connections))
-    return {
-        "seconds": seconds,
-        "client_cpu_s": cpu,
-        "latencies_ms": latencies,
-        "statuses": statuses,
-        "errors": errors[:5],
-        "error_count": len(errors),
-        "late_s": max(late, 0.0),
-    }
+    return {**await load.window(), "late_s": max(late, 0.0)}
 
 
 # --- the driver (separate processes) --------------------------------------------------------------------------
@@ -169,18 +185,18 @@ def drive_http(
     timeout: float = 1800,
 ) -> list[dict[str, Any]]:
     """Runs each cell from `processes` load processes (concurrency and requests split between them; each builds
-    its own distinct bodies). Once every process has built its bodies, all are given one wall-clock start time for
-    their measured window, leaving room for the warm-up."""
+    its own distinct bodies). Once every process has built its bodies and sent its warm-up, all are given one
+    wall-clock start time for their measured windows."""
     results = []
     for cell in cells:
         children = [_spawn(url, share, headers or {}, i) for i, share in enumerate(_split(cell, processes))]
-        for child, _ in children:  # each says "ready" once its bodies are built
+        for child, _ in children:  # each says "ready" once its bodies are built and its warm-up answered
             assert child.stdout is not None
             line = child.stdout.readline()
             if line.strip() != "ready":
                 _, err = child.communicate(timeout=timeout)
                 raise RuntimeError(f"HTTP load generator failed before its window: {line}{err[-3000:]}")
-        start_at = time.time() + margin_s + 0.05 * cell.warmup
+        start_at = time.time() + margin_s
         for child, _ in children:
             assert child.stdin is not None
             child.stdin.write(f"{start_at}\n")
@@ -268,15 +284,13 @@ def _merge(cell: HttpCell, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    """One load process: build the bodies, say "ready", read the window's start time from stdin, run, print JSON."""
+    """One load process: build the bodies, warm up, say "ready", read the window's start time, run, print JSON."""
     with open(argv[0]) as handle:
         plan = json.load(handle)
     raw = plan["cell"]
     cell = HttpCell(**{**raw, "bodies": Bodies.from_dict(raw["bodies"])})
     raws = prepare(plan["url"], cell, plan["headers"], plan["share"])
-    print("ready", flush=True)
-    start_at = float(sys.stdin.readline())
-    print(json.dumps(asyncio.run(run_cell(plan["url"], cell, raws, start_at))))
+    print(json.dumps(asyncio.run(run_share(plan["url"], cell, raws))))
     return 0
 
 
