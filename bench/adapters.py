@@ -42,15 +42,15 @@ REGISTERED = (10, 1000, 10_000)
 # --- mix ------------------------------------------------------------------------------------------------------
 
 
-def mix(model: Model, workdir: Path, record: Record, scale: float, rounds: int) -> None:
+def mix(model: Model, workdir: Path, record: Record, scale: float, rounds: int, counts: tuple[int, ...]) -> None:
     store = workdir / "a-mix"
     repository = derive_repository(model, workdir / "repo-mix", adapter_store=store, adapter_capacity=1024)
-    names = [f"mix{i:03d}" for i in range(max(MIX))]
+    names = [f"mix{i:03d}" for i in range(max(counts))]
     with Stack(repository, workdir / "stack-mix", model.tokenizer, store) as stack:
         ids = populate_store(store, stack.model_id(), names)
         seed = 0
         for round_ in range(1, rounds + 1):
-            for count in MIX:
+            for count in counts:
                 for modality, requests in MIX_REQUESTS.items():
                     n = scaled(requests, scale)
                     tags = {"part": "mix", "adapters": count, "modality": modality, "round": round_}
@@ -70,13 +70,13 @@ def mix(model: Model, workdir: Path, record: Record, scale: float, rounds: int) 
                 print(f"mix round {round_}: {count} adapters done", flush=True)
 
 
-def mix_rows(record: Record) -> list[dict[str, Any]]:
+def mix_rows(record: Record, counts: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for path, modality in (("triton", "text"), ("triton", "image"), ("gateway", "text")):
         base = float(
             np.median([r["items_per_s"] for r in record.results(part="mix", path=path, modality=modality, adapters=0)])
         )
-        for count in MIX:
+        for count in counts:
             runs = record.results(part="mix", path=path, modality=modality, adapters=count)
             median = float(np.median([r["items_per_s"] for r in runs]))
             rows.append(
@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parts", default="mix,cold,registered")
+    parser.add_argument("--mix", default=",".join(map(str, MIX)), help="adapter counts mixed (0 = base alone)")
     parser.add_argument("--cold-adapters", type=int, default=15)
     parser.add_argument("--registered", default=",".join(map(str, REGISTERED)), help="levels, comma-separated")
     args = parser.parse_args(argv)
@@ -299,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(args.workdir)
     errors = 0
     if "mix" in parts:
-        mix(model, args.workdir, record, args.scale, args.rounds)
-        record.data["mix"] = mix_rows(record)
+        counts = tuple(int(x) for x in args.mix.split(","))
+        if counts[0] != 0:
+            parser.error("--mix starts with 0: the base model alone is what the others are compared with")
+        mix(model, args.workdir, record, args.scale, args.rounds, counts)
+        record.data["mix"] = mix_rows(record, counts)
         print(table(record.data["mix"], MIX_COLUMNS))
         errors += sum(r["errors"] for r in record.data["mix"])
     if "cold" in parts:
