@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="task override, repeatable"
     )
     parser.add_argument("--report", type=Path, help="also write the JSON report here")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.set_defaults(func=_adapt)
 
@@ -43,7 +44,7 @@ def _adapt(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = adapt(args.base, args.task, args.out, args.overrides, args.variant)
+    result = adapt(args.base, args.task, args.out, args.overrides, args.variant, args.device)
     text = json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

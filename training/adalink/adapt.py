@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from training.adalink.adapted import AdaptedTIPSv2
 from training.adalink.checksum import state_checksum
 from training.adalink.evaluate import evaluate
@@ -57,7 +59,16 @@ def infer_variant(weights_dir: str | Path) -> str:
     raise FileNotFoundError(f"{weights_dir} holds no TIPSv2 checkpoint of a known variant ({', '.join(list_models())})")
 
 
-def load_base(weights_dir: str | Path, variant: str | None = None) -> Base:
+def resolve_device(name: str) -> torch.device:
+    """`auto`: this machine's GPU if it has one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but torch sees no CUDA device here")
+    return torch.device(name)
+
+
+def load_base(weights_dir: str | Path, variant: str | None = None, device: str = "cpu") -> Base:
     weights_dir = Path(weights_dir)
     if not weights_dir.is_dir():
         raise FileNotFoundError(f"base weights directory {weights_dir} does not exist")
@@ -66,7 +77,7 @@ def load_base(weights_dir: str | Path, variant: str | None = None) -> Base:
     tokenizer_file = weights_dir / TOKENIZER_FILE
     if not tokenizer_file.is_file():
         raise FileNotFoundError(f"{tokenizer_file} not found: adapters train with the base model's tokenizer")
-    model = load_pretrained(weights_dir, cfg.name)
+    model = load_pretrained(weights_dir, cfg.name).to(resolve_device(device))
     return Base(model, Tokenizer(tokenizer_file, cfg.text_cfg.max_len), cfg.name, weights_digest(vision, text))
 
 
@@ -132,9 +143,10 @@ def adapt(
     out: str | Path,
     overrides: Iterable[str] = (),
     variant: str | None = None,
+    device: str = "cpu",
 ) -> AdaptResult:
     task = load_task(task_file, overrides)
-    base = load_base(weights_dir, variant)
+    base = load_base(weights_dir, variant, device)
     model, facts = train_adapter(base, task)
     info = write_adapter(model, base, task, out)
     scores: dict[str, dict[str, float]] = {}

@@ -60,8 +60,8 @@ def add_lora(
     params: list[nn.Parameter] = []
     for modality in modalities:
         for module, name in attention_weights(model, modality):
-            out_features, in_features = getattr(module, name).shape
-            delta = LoRADelta(out_features, in_features, rank, float(alpha or rank), generator)
+            weight = getattr(module, name)
+            delta = LoRADelta(*weight.shape, rank, float(alpha or rank), generator).to(weight.device)
             parametrize.register_parametrization(module, name, delta)
             params += [delta.A, delta.B]
     return params

@@ -49,10 +49,11 @@ def prepare(
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if not modalities:
         raise ValueError("adapt at least one modality (image, text)")
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # initialised on the CPU: the same adapters on any device
     freeze(base)
     if method == "adalink":
         adapted = AdaptedTIPSv2.fresh(base, modalities, rank, activation, generator)
+        adapted.adapters.to(next(base.parameters()).device)
         return Tuned(method, modalities, adapted, list(adapted.adapters.parameters()))
     model = freeze(copy.deepcopy(base))
     if method == "lora":

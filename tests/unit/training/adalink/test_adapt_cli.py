@@ -63,6 +63,7 @@ def test_adapt_writes_a_valid_adapter_for_the_served_base(
         (["--task", "/nonexistent.yaml"], "does not exist"),
         (["--base", "/nonexistent"], "does not exist"),
         (["--set", "adapter.rank=0"], "adapter.rank"),
+        (["--device", "cuda"], "no CUDA device"),
     ],
 )
 def test_adapt_reports_bad_arguments_without_a_traceback(
