@@ -8,12 +8,15 @@ the two servers alternate cell by cell, so load from elsewhere on the machine fa
 
     python bench/vs_naive.py [--scale 1] [--out build/bench]
 
-Prints a table (requests/s, p50, p99 for each, and ours over theirs) and writes vs_naive.json and vs_naive.png.
+Prints a table (requests/s, p50, p99 for each, and ours over theirs; and the CPU milliseconds each side's server
+processes spent per request, which contention on a shared machine moves far less than throughput) and writes
+vs_naive.json and vs_naive.png.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bodies import Bodies  # noqa: E402
 from bench.httpload import HttpCell, drive_http  # noqa: E402
 from bench.report import Record, arguments, pyplot, ratio, save, scaled, table  # noqa: E402
-from bench.stack import HttpProcess, Stack, build_model, derive_repository  # noqa: E402
+from bench.stack import HttpProcess, Stack, build_model, cpu_seconds, derive_repository, with_cpu  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 REQUESTS = {"text": (300, 1000, 2000), "image": (150, 300, 600)}
@@ -37,6 +40,21 @@ def plan(scale: float) -> list[tuple[str, int, int, int]]:
         for concurrency, count in zip(CONCURRENCY, counts, strict=True):
             out.append((modality, concurrency, scaled(count, scale), len(out) + 1))
     return out
+
+
+def naive_cpu(naive: HttpProcess, sent: int, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The naive server's CPU milliseconds per request (one process does all its work)."""
+    assert naive.process is not None
+    before = cpu_seconds([naive.process.pid])
+    result = run()
+    spent = cpu_seconds([naive.process.pid]) - before
+    per_request = {"naive": round(spent * 1e3 / max(sent, 1), 3), "client": result["client_cpu_ms_per_request"]}
+    return {**result, "cpu_ms_per_request": per_request}
+
+
+def server_cpu(result: dict[str, Any]) -> float:
+    """CPU milliseconds per request of every server process of a side (ours: gateway, Triton, Redis)."""
+    return round(sum(v for k, v in result["cpu_ms_per_request"].items() if k != "client"), 2)
 
 
 def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -56,6 +74,8 @@ def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ours_p99": ours["p99_ms"],
                 "naive_p99": theirs["p99_ms"],
                 "p99_ratio": ratio(ours["p99_ms"], theirs["p99_ms"]),
+                "ours_cpu": server_cpu(ours),
+                "naive_cpu": server_cpu(theirs),
                 "errors": ours["errors"] + theirs["errors"],
                 "load_1m": ours["load_average_1m"],
             }
@@ -74,6 +94,8 @@ COLUMNS = [
     ("ours_p99", "ours p99 ms"),
     ("naive_p99", "naive p99 ms"),
     ("p99_ratio", "p99 ours/naive"),
+    ("ours_cpu", "ours cpu ms/req"),
+    ("naive_cpu", "naive cpu ms/req"),
     ("errors", "errors"),
     ("load_1m", "load 1m"),
 ]
@@ -120,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                         requests,
                         tags={"server": server, "modality": modality},
                     )
-                    (result,) = drive_http(url, [cell], stack.headers)
+                    sent = cell.requests + cell.warmup
+
+                    def run(c: HttpCell = cell, u: str = url) -> dict[str, Any]:
+                        return drive_http(u, [c], stack.headers)[0]
+
+                    result = with_cpu(stack, sent, run) if server == "ours" else naive_cpu(naive, sent, run)
                     print(f"{server:>6} {cell.name:<14} {result['requests_per_s']:>9.1f} req/s", flush=True)
                     record.add(result)
             record.data["memory_mib"] = {**stack.memory_mib(), "naive": naive.rss_mib()}
