@@ -9,8 +9,8 @@
 Every training and evaluation goes through the `tipsv2` CLI; the exact commands are printed and saved with each
 run (`command.txt`). Runs are skipped when their `result.json` exists, so an interrupted sweep continues.
 Arms (all on training/configs/recipe_cpu.yaml): `baseline` (TIPSv2: iBOT++, head-only EMA, caption sampling),
-`ibot_classic`, `full_ema`, `alt_only`, and `distill` (a student trained with patch distillation from the
-`baseline` run of the same seed as its frozen teacher).
+`ibot_classic`, `full_ema`, `alt_only`, `distill` (a student trained with patch distillation from the
+`baseline` run of the same seed as its frozen teacher), and the control `contrastive_only` (no self-distillation).
 """
 
 from __future__ import annotations
@@ -38,12 +38,15 @@ ARMS: dict[str, list[str]] = {
     "full_ema": ["arms/full_ema.yaml"],
     "alt_only": ["arms/alt_only.yaml"],
     "distill": ["arms/distill.yaml"],
+    "contrastive_only": ["arms/contrastive_only.yaml"],
 }
 COMPARISONS = [  # (experiment, arm, reference arm)
     ("(a) iBOT vs iBOT++", "ibot_classic", "baseline"),
     ("(b) full EMA vs head-only EMA", "full_ema", "baseline"),
     ("(c) alt-text only vs caption sampling", "alt_only", "baseline"),
     ("(d) distilled student vs its teacher", "distill", "baseline"),
+    ("control: contrastive only vs the recipe", "contrastive_only", "baseline"),
+    ("control: contrastive only vs full EMA", "contrastive_only", "full_ema"),
 ]
 METRICS = [
     "segmentation_miou",
@@ -305,8 +308,8 @@ def report(args: argparse.Namespace) -> None:
             cells.append(fmt(*mean_std([results[arm][s][metric] for s in seeds]), scale))
         lines.append(f"| {arm} | {len(seeds)} | " + " | ".join(cells) + " |")
     lines += ["", "## Paired differences (arm − reference, same seeds; mean ± std of the per-seed deltas)", ""]
-    lines.append("| experiment | metric | delta | per-seed deltas | same sign in every seed |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| experiment | metric | delta | per-seed deltas | same sign in every seed | paired t |")
+    lines.append("|---|---|---|---|---|---|")
     for name, arm, ref in COMPARISONS:
         if arm not in results or ref not in results:
             continue
@@ -317,7 +320,10 @@ def report(args: argparse.Namespace) -> None:
             consistent = all(d > 0 for d in deltas) or all(d < 0 for d in deltas)
             per_seed = ", ".join(f"{d * scale:+.2f}" for d in deltas)
             sign = "yes" if consistent else "no"
-            lines.append(f"| {name} | {metric} | {fmt(*mean_std(deltas), scale)} | {per_seed} | {sign} |")
+            mean, std = mean_std(deltas)
+            # paired t statistic; with 3 seeds (2 d.o.f.) |t| > 4.30 is p < 0.05 two-sided
+            t = mean / (std / len(deltas) ** 0.5) if len(deltas) > 1 and std > 0 else float("nan")
+            lines.append(f"| {name} | {metric} | {fmt(mean, std, scale)} | {per_seed} | {sign} | {t:+.1f} |")
     timing_file = work / "timing.json"
     if timing_file.is_file():
         everything_timed = json.loads(timing_file.read_text())

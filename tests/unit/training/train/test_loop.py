@@ -114,3 +114,17 @@ def test_train_cli_prints_the_merged_config_and_refuses_unknown_keys(capsys: obj
     assert "unknown config key 'optim.learning_rate'" in capsys.readouterr().err  # type: ignore[attr-defined]
     assert cli(["train", "run.dir=" + str(tmp_path)]) == 2
     assert "data.train is required" in capsys.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_autocast_is_bf16_on_cuda_only() -> None:
+    import contextlib
+    import warnings
+
+    from training.train.loop import autocast
+
+    assert isinstance(autocast(torch.device("cpu"), "bf16"), contextlib.nullcontext)
+    assert isinstance(autocast(torch.device("cuda", 0), "fp32"), contextlib.nullcontext)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constructing a CUDA autocast on a CPU-only build warns
+        context = autocast(torch.device("cuda", 0), "bf16")
+    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
