@@ -158,15 +158,14 @@ class Batch:
         return int(self.index.shape[0])
 
     def to(self, device: torch.device) -> Batch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(
-            move(self.index),
-            move(self.global_views),
-            move(self.local_views),
-            move(self.masks),
-            move(self.cls1_ids),
-            move(self.cls2_ids),
-            move(self.cls2_source),
+            self.index.to(device, non_blocking=True),
+            self.global_views.to(device, non_blocking=True),
+            None if self.local_views is None else self.local_views.to(device, non_blocking=True),
+            self.masks.to(device, non_blocking=True),
+            self.cls1_ids.to(device, non_blocking=True),
+            self.cls2_ids.to(device, non_blocking=True),
+            self.cls2_source.to(device, non_blocking=True),
             self.extra,
         )
 

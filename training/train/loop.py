@@ -60,7 +60,8 @@ def train_step(
     terms = parts.objective(student_out, teacher_out, selection, values.teacher_temp, cfg.heads.dino_token, target)
     loss = total_loss(terms)
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"step {step}: loss is {loss.item()} ({ {k: v.item() for k, v in terms.items()} })")
+        values_now = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+        raise FloatingPointError(f"step {step}: the loss is not finite ({values_now})")
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if step < cfg.heads.freeze_last_layer_steps:  # DINO: let the prototypes settle before they move

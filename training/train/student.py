@@ -62,9 +62,10 @@ class Student(nn.Module):
             raise ValueError(f"dino_token must be cls1 or cls2, not {spec.dino_token!r}")
         self.model, self.spec = model, spec
         D = model.cfg.embed_dim
-        make_head = lambda: DINOHead(D, spec.num_prototypes, spec.head_hidden_dim, spec.head_bottleneck_dim)  # noqa: E731
-        self.dino_head = make_head() if spec.dino else None
-        self.ibot_head = (self.dino_head if spec.shared_head and spec.dino else make_head()) if spec.ibot else None
+        self.dino_head = self.make_head(D) if spec.dino else None
+        self.ibot_head = (
+            (self.dino_head if spec.shared_head and spec.dino else self.make_head(D)) if spec.ibot else None
+        )
         self.log_temperature = nn.Parameter(
             torch.tensor(math.log(spec.temperature_init)), requires_grad=spec.learn_temperature and spec.contrastive
         )
@@ -74,6 +75,9 @@ class Student(nn.Module):
             model.text.requires_grad_(False)
         # The exported temperature is `log_temperature` (see `export_temperature`), never trained directly.
         model.temperature.requires_grad_(False)
+
+    def make_head(self, width: int) -> DINOHead:
+        return DINOHead(width, self.spec.num_prototypes, self.spec.head_hidden_dim, self.spec.head_bottleneck_dim)
 
     def init_heads(self, generator: torch.Generator) -> Student:
         for head in (self.dino_head, self.ibot_head):
