@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from wsgiref.simple_server import WSGIServer
 
 from fastapi import FastAPI
+from prometheus_client import start_http_server
 
 from service.adapters.manager import AdapterManager
 from service.adapters.notifier import AdapterNotifier
@@ -68,6 +70,15 @@ def build_state(
     )
 
 
+def _start_metrics_server(port: int, metrics: Metrics) -> WSGIServer | None:
+    """Serves the registry on its own port (a thread), so the public API port does not expose it."""
+    if not port:
+        return None
+    server, _thread = start_http_server(port, addr="0.0.0.0", registry=metrics.registry)
+    log.info("metrics on port %d (not on the API port)", port)
+    return server
+
+
 def create_app(settings: Settings | None = None, backend: InferenceBackend | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -78,11 +89,14 @@ def create_app(settings: Settings | None = None, backend: InferenceBackend | Non
         state = build_state(settings, backend, metrics)
         app.state.tipsv2 = state
         await state.start()
+        metrics_server = _start_metrics_server(settings.metrics_port, metrics)
         if not await state.backend.ready():
             log.warning("Triton is not ready yet at %s; /readyz will say so until it is", settings.triton.url)
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
             await state.close()
 
     app = FastAPI(title="tipsv2-serve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     log_level: str = "INFO"
+    # 0 serves /metrics on the API port (development). A port number serves it there instead and the API port stops
+    # answering /metrics: tenant ids and traffic volumes are then visible only to what may reach that port.
+    metrics_port: int = Field(0, ge=0, le=65535)
 
     @field_validator("api_keys")
     @classmethod

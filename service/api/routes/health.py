@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import StateDep
-from service.core.errors import GatewayError
+from service.core.errors import ErrorKind, GatewayError
 from service.schemas.health import Health, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -49,4 +49,6 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(state: StateDep) -> Response:
+    if state.settings.metrics_port:
+        raise GatewayError(ErrorKind.NOT_FOUND, "metrics are served on the metrics port", code="not_found")
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
