@@ -53,15 +53,15 @@ class Model:
 
 
 def build_model(workdir: Path, resolutions: tuple[int, ...] = RESOLUTIONS) -> Model:
-    """The tiny model's weights and a repository serving `resolutions`, built unless `workdir` already has them."""
+    """The tiny model's weights and a repository serving `resolutions`, built unless `workdir` already has them
+    (an existing repository is reused whatever it serves; delete it to rebuild)."""
     from service.triton.repository import MANIFEST, RepositoryOptions
     from training.export.pipeline import build_local_weights, export_repository
 
     weights, repository = workdir / "weights", workdir / "repository"
     if not (weights / "tokenizer.model").is_file():
         build_local_weights(weights, VARIANT)
-    manifest = repository / MANIFEST
-    if not manifest.is_file() or tuple(json.loads(manifest.read_text())["served"]["resolutions"]) != resolutions:
+    if not (repository / MANIFEST).is_file():
         export_repository(weights, VARIANT, repository, RepositoryOptions(), resolutions)
     return Model(weights, repository)
 
