@@ -74,8 +74,8 @@ def server_env() -> dict[str, str]:
     env["LD_LIBRARY_PATH"] = ":".join([*libs, env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     # Every model instance is its own process and the embedding stages' matmuls are small: numpy's OpenBLAS, left
-    # to start a thread per core in each of them, oversubscribes the cores (measured on 2 cores: ~30 % more CPU per
-    # image, bench/batching.py). Threads the operator asked for are kept.
+    # to start a thread per core in each of them, oversubscribes the cores (measured on 2 cores: 1.5-1.7x the Triton
+    # CPU per image, docs/benchmarks.md). Threads the operator asked for are kept.
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env
 
