@@ -4,8 +4,8 @@
 
 A cell sends exactly `requests` requests (after `warmup` unmeasured ones) from `concurrency` keep-alive connections;
 its bodies are built by the load process before its measured window (`bench.bodies`), so building them is not what
-is measured. The client is a minimal HTTP/1.1 writer/reader on asyncio streams (tens of microseconds per request):
-httpx costs ~0.5 ms of CPU per request, which on a 2-core machine would be taken from the server being measured.
+is measured. The client is a minimal HTTP/1.1 writer/reader on asyncio streams (0.1-0.25 ms of CPU per request,
+reported per cell): on a 2-core machine whatever the client spends is taken from the server being measured.
 Every status is counted; latencies are kept for 2xx answers only, and every other answer is an error.
 """
 
