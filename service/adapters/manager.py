@@ -89,10 +89,12 @@ class AdapterManager:
     async def show(self, tenant: str, name: str) -> AdapterManifest:
         return await asyncio.to_thread(self.store.get, tenant, name)
 
-    async def list_adapters(self, tenant: str) -> list[AdapterManifest]:
+    async def list_adapters(
+        self, tenant: str, after: str | None = None, limit: int | None = None
+    ) -> list[AdapterManifest]:
         if self._store is None:
             return []
-        return await asyncio.to_thread(self._store.list_adapters, tenant)
+        return await asyncio.to_thread(self._store.list_adapters, tenant, after, limit)
 
     async def _changed(self, tenant: str, name: str) -> None:
         self.registry.invalidate(tenant, name)  # this replica at once; the others through the notice

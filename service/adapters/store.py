@@ -158,15 +158,25 @@ class AdapterStore:
             raise not_found(name)
         return manifest
 
-    def list_adapters(self, tenant: str) -> list[AdapterManifest]:
+    def list_adapters(self, tenant: str, after: str | None = None, limit: int | None = None) -> list[AdapterManifest]:
+        """The tenant's adapters by name; with `after` and `limit`, one page of them: only that page's manifests are
+        read (listing 10,000 adapters whole reads 10,000 manifests, 0.8 s here; bench/adapters.py)."""
         tenant_dir = self.root / tenant
         self._require_root()
         if not TENANT_RE.match(tenant) or not tenant_dir.is_dir():
             return []
         with _storage_errors("list"):
             names = sorted(p.name for p in tenant_dir.iterdir() if NAME_RE.match(p.name))
-        manifests = (self.read(tenant, name) for name in names)
-        return [m for m in manifests if m is not None and m.exists]
+        out = []
+        for name in names:
+            if after is not None and name <= after:
+                continue
+            manifest = self.read(tenant, name)
+            if manifest is not None and manifest.exists:  # tombstones of deleted names are skipped
+                out.append(manifest)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
 
     # -- writes ----------------------------------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ class AdapterUploaded(Adapter):
 class AdapterList(BaseModel):
     object: Literal["list"] = "list"
     data: list[Adapter]
+    has_more: bool = Field(False, description="More adapters follow: ask again with `after` = the last name here")
 
 
 class ActivateRequest(BaseModel):

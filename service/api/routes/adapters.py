@@ -79,9 +79,16 @@ async def upload_adapter(
 
 
 @router.get("", response_model=AdapterList, responses=ERROR_RESPONSES)
-async def list_adapters(state: StateDep, tenant: TenantDep) -> AdapterList:
-    """Your adapters, by name, with their versions."""
-    return AdapterList(data=[Adapter.from_manifest(m) for m in await state.adapters.list_adapters(tenant)])
+async def list_adapters(
+    state: StateDep,
+    tenant: TenantDep,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="At most this many (default: all)")] = None,
+    after: Annotated[str | None, Query(pattern=ADAPTER_NAME_PATTERN, description="Start after this name")] = None,
+) -> AdapterList:
+    """Your adapters, by name, with their versions; page through many with `limit` and `after`."""
+    manifests = await state.adapters.list_adapters(tenant, after, None if limit is None else limit + 1)
+    page = manifests if limit is None else manifests[:limit]
+    return AdapterList(data=[Adapter.from_manifest(m) for m in page], has_more=len(page) < len(manifests))
 
 
 @router.get("/{name}", response_model=Adapter, responses=ERROR_RESPONSES)

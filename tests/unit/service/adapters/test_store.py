@@ -142,3 +142,19 @@ def test_unwritable_store_is_503(tmp_path: Path) -> None:
     with pytest.raises(GatewayError) as info:
         add(AdapterStore(tmp_path), b"one")
     assert info.value.status == 503 and info.value.code == "adapter_store_unavailable"
+
+
+def test_listing_pages_by_name_and_skips_deleted_names(tmp_path: Path) -> None:
+    store = AdapterStore(tmp_path)
+    for name in ("d", "a", "c", "b", "e"):
+        add(store, name.encode(), name=name)
+    store.delete("acme", "b")  # a tombstone: not listed, and it does not shorten a page
+
+    def names(manifests: list[AdapterManifest]) -> list[str]:
+        return [m.name for m in manifests]
+
+    assert names(store.list_adapters("acme")) == ["a", "c", "d", "e"]
+    assert names(store.list_adapters("acme", limit=2)) == ["a", "c"]
+    assert names(store.list_adapters("acme", after="a", limit=2)) == ["c", "d"]
+    assert names(store.list_adapters("acme", after="d")) == ["e"]
+    assert store.list_adapters("acme", after="e", limit=2) == []

@@ -73,6 +73,19 @@ def test_list_show_and_delete(tenants_api: TestClient) -> None:
     assert tenants_api.get("/v1/adapters/a-adapter", headers=ACME).status_code == 404
 
 
+def test_list_pages_with_limit_and_after_until_has_more_is_false(tenants_api: TestClient) -> None:
+    for index, name in enumerate(("c-adapter", "a-adapter", "b-adapter")):
+        upload(tenants_api, name, fake_adapter(index + 1))
+    first = tenants_api.get("/v1/adapters?limit=2", headers=ACME).json()
+    assert [a["name"] for a in first["data"]] == ["a-adapter", "b-adapter"] and first["has_more"] is True
+    last = tenants_api.get("/v1/adapters?limit=2&after=b-adapter", headers=ACME).json()
+    assert [a["name"] for a in last["data"]] == ["c-adapter"] and last["has_more"] is False
+    everything = tenants_api.get("/v1/adapters", headers=ACME).json()
+    assert len(everything["data"]) == 3 and everything["has_more"] is False
+    refused = [tenants_api.get(f"/v1/adapters?{q}", headers=ACME) for q in ("limit=0", "limit=1001", "after=..")]
+    assert [r.status_code for r in refused] == [422, 422, 422]
+
+
 def test_other_tenants_get_404_for_everything(tenants_api: TestClient) -> None:
     upload(tenants_api, "shop", fake_adapter(1))
     calls = [
