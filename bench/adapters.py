@@ -7,8 +7,8 @@ mix         throughput with 1, 8, 64 and 512 distinct adapters mixed (each reque
 cold        first-request latency of an adapter not yet in the bank (uploaded through the API, never used), next
             to the same adapter's second request and a base request, one client, text and image
 registered  10, 1,000 and 10,000 adapters registered by one tenant: upload latency (through the API), listing
-            latency (GET /v1/adapters) and request latency (adapters drawn at random from all registered, so
-            most are cold in the bank and in the gateway's registry) against base requests
+            latency (GET /v1/adapters, whole and a page of 100) and request latency (adapters drawn at random
+            from all registered, so most are cold in the bank and in the gateway's registry) against base requests
 
   python bench/adapters.py [--scale 1] [--rounds 3] [--parts mix,cold,registered] [--out build/bench]
 """
@@ -176,12 +176,16 @@ def registered(model: Model, workdir: Path, record: Record, scale: float, levels
                     stack.upload(f"up{level}-{i}", adapter_file(model_id, 5000 + i), client)
                     for i in range(scaled(20, scale))
                 ]
-                listings = []
+                listings, pages = [], []
                 for _ in range(scaled(5, scale, floor=2)):
                     started = time.perf_counter()
                     response = client.get("/v1/adapters")
                     listings.append((time.perf_counter() - started) * 1e3)
                     listed, size = len(response.json()["data"]), len(response.content)
+                    started = time.perf_counter()  # one page of 100 from the middle of the names
+                    page = client.get("/v1/adapters", params={"limit": 100, "after": names[len(names) // 2 - 1]})
+                    pages.append((time.perf_counter() - started) * 1e3)
+                    assert page.status_code == 200, page.text
                 n = scaled(300, scale)
                 picks = tuple(random.Random(level).choice(names) for _ in range(n + 8))
                 results = {}
@@ -201,6 +205,7 @@ def registered(model: Model, workdir: Path, record: Record, scale: float, levels
                         "list_max_ms": round(float(max(listings)), 1),
                         "listed": listed,
                         "list_bytes": size,
+                        "page_p50_ms": round(float(np.median(pages)), 1),
                         "request_p50_ms": results["adapter"]["p50_ms"],
                         "request_p99_ms": results["adapter"]["p99_ms"],
                         "base_p50_ms": results["base"]["p50_ms"],
@@ -242,6 +247,7 @@ REGISTERED_COLUMNS = [
     ("list_p50_ms", "list p50 ms"),
     ("list_max_ms", "list max ms"),
     ("list_bytes", "list bytes"),
+    ("page_p50_ms", "page of 100 p50 ms"),
     ("request_p50_ms", "request p50 ms"),
     ("request_p99_ms", "request p99 ms"),
     ("base_p50_ms", "base p50 ms"),
@@ -272,6 +278,7 @@ def plot(record: Record) -> str | None:
         for key, label in (
             ("upload_p50_ms", "upload p50"),
             ("list_p50_ms", "listing p50"),
+            ("page_p50_ms", "listing a page of 100, p50"),
             ("request_p50_ms", "request p50 (random adapter)"),
             ("base_p50_ms", "request p50 (base)"),
         ):
