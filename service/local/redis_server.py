@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.local.process import die_with_parent
+
 
 def redis_binary() -> str:
     try:
@@ -56,7 +58,11 @@ class RedisServer:
             str(self.workdir / "redis.log"),
         ]
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509  (only prctl, safe before exec)
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.local.process import die_with_parent
+
 
 class TritonNotAvailable(RuntimeError):
     """The bundled tritonserver is not installed (the `triton-local` extra)."""
@@ -133,6 +135,7 @@ class TritonServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=self.cwd,
+            preexec_fn=die_with_parent,  # noqa: PLW1509  (only prctl, safe before exec)
         )
         log.close()
         self.wait_ready(timeout)
