@@ -47,7 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--image-max-batch", type=int, default=32)
     parser.add_argument("--max-queue-delay-us", type=int, default=2000)
     parser.add_argument("--preferred-batch-size", type=int, action="append", dest="preferred_batch_sizes")
-    parser.add_argument("--max-queue-size", type=int, default=0, help="0 = unbounded")
+    parser.add_argument(
+        "--max-queue-size",
+        type=int,
+        default=1024,
+        help="queued requests per model before Triton refuses (gateway: 503); 0 = unbounded",
+    )
     parser.add_argument("--trunk-instances", type=int, default=1)
     parser.add_argument("--embed-instances", type=int, default=1)
     parser.add_argument("--intra-op-threads", type=int, default=0)

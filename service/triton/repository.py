@@ -86,7 +86,9 @@ class RepositoryOptions:
     image_max_batch: int = 32
     max_queue_delay_us: int = 2000
     preferred_batch_sizes: tuple[int, ...] = ()
-    max_queue_size: int = 0  # 0 = unbounded queue
+    # Requests a model may hold queued; beyond it Triton refuses at once ("Exceeds maximum queue size"), which the
+    # gateway answers 503 + Retry-After, instead of queueing without limit. 0 = unbounded.
+    max_queue_size: int = 1024
     queue_timeout_us: int = 0
     trunk_instances: int = 1
     embed_instances: int = 1
