@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import json
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from training.data.render import render_scene
-from training.data.shards import ShardWriter, write_manifest
-from training.data.synth import FORMAT, png_bytes
+from training.data.synth import png_bytes, write_dataset
 from training.data.vocabulary import ALT_FILLERS, BACKGROUNDS, CAPTION_SOURCES, IGNORE_INDEX, SHAPES
 from training.data.world import Scene, SceneObject, sample_scene
 
@@ -134,14 +132,6 @@ def make_survey_sample(
     return f"{split}-{index:08d}", files
 
 
-def _make_shard(job: tuple[Path, str, int, int, int, int, int, int]) -> dict[str, Any]:
-    directory, split, shard_index, start, stop, seed, image_size, max_objects = job
-    with ShardWriter(directory, split, stop - start, first_index=shard_index) as writer:
-        for index in range(start, stop):
-            writer.write(*make_survey_sample(index, seed, split, image_size, max_objects))
-    return writer.shards[0]
-
-
 def generate_survey_dataset(
     out_dir: str | Path,
     num_samples: int,
@@ -154,36 +144,22 @@ def generate_survey_dataset(
 ) -> dict[str, Any]:
     """Writes `num_samples` survey samples as shards plus `manifest.json`; the arguments mean what they mean for
     `training.data.synth.generate_dataset`."""
-    if num_samples <= 0 or samples_per_shard <= 0:
-        raise ValueError("num_samples and samples_per_shard must be positive")
-    if image_size < 16:
-        raise ValueError(f"image_size {image_size} is too small to draw shapes on")
-    if "-" in split or "." in split or "/" in split:
-        raise ValueError(f"split name {split!r} must not contain '-', '.' or '/'")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (out, split, k, start, min(start + samples_per_shard, num_samples), seed, image_size, max_objects)
-        for k, start in enumerate(range(0, num_samples, samples_per_shard))
-    ]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            shards = list(pool.map(_make_shard, jobs))
-    else:
-        shards = [_make_shard(job) for job in jobs]
-    manifest = {
-        "format": FORMAT,
+    vocabularies = {
         "world": WORLD,
-        "split": split,
-        "seed": seed,
-        "num_samples": num_samples,
-        "image_size": image_size,
-        "max_objects": max_objects,
         "segmentation_classes": list(SEGMENTATION_CLASSES),
         "classification_classes": list(CLASSIFICATION_CLASSES),
         "caption_sources": list(CAPTION_SOURCES),
         "ignore_index": IGNORE_INDEX,
-        "shards": shards,
     }
-    write_manifest(out, manifest)
-    return manifest
+    return write_dataset(
+        out_dir,
+        make_survey_sample,
+        vocabularies,
+        num_samples,
+        samples_per_shard,
+        image_size,
+        seed,
+        split,
+        max_objects,
+        workers,
+    )

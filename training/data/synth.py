@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,12 +108,60 @@ def decode_sample(key: str, files: dict[str, bytes]) -> SynthSample:
     return SynthSample(key, image, mask, json.loads(files["json"]))
 
 
-def _make_shard(job: tuple[Path, str, int, int, int, int, int, int]) -> dict[str, Any]:
-    directory, split, shard_index, start, stop, seed, image_size, max_objects = job
+SampleMaker = Callable[[int, int, str, int, int], tuple[str, dict[str, bytes]]]
+
+
+def _make_shard(job: tuple[SampleMaker, Path, str, int, int, int, int, int, int]) -> dict[str, Any]:
+    make, directory, split, shard_index, start, stop, seed, image_size, max_objects = job
     with ShardWriter(directory, split, stop - start, first_index=shard_index) as writer:
         for index in range(start, stop):
-            writer.write(*make_sample(index, seed, split, image_size, max_objects))
+            writer.write(*make(index, seed, split, image_size, max_objects))
     return writer.shards[0]
+
+
+def write_dataset(
+    out_dir: str | Path,
+    make: SampleMaker,
+    manifest: dict[str, Any],
+    num_samples: int,
+    samples_per_shard: int,
+    image_size: int,
+    seed: int,
+    split: str,
+    max_objects: int,
+    workers: int,
+) -> dict[str, Any]:
+    """Writes samples `make(index, seed, split, image_size, max_objects)` as shards (in `workers` processes; `make`
+    must be a module-level function) plus `manifest.json` holding `manifest` and the generation settings."""
+    if num_samples <= 0 or samples_per_shard <= 0:
+        raise ValueError("num_samples and samples_per_shard must be positive")
+    if image_size < 16:
+        raise ValueError(f"image_size {image_size} is too small to draw shapes on")
+    if "-" in split or "." in split or "/" in split:
+        raise ValueError(f"split name {split!r} must not contain '-', '.' or '/'")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (make, out, split, k, start, min(start + samples_per_shard, num_samples), seed, image_size, max_objects)
+        for k, start in enumerate(range(0, num_samples, samples_per_shard))
+    ]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            shards = list(pool.map(_make_shard, jobs))
+    else:
+        shards = [_make_shard(job) for job in jobs]
+    full = {
+        "format": FORMAT,
+        **manifest,
+        "split": split,
+        "seed": seed,
+        "num_samples": num_samples,
+        "image_size": image_size,
+        "max_objects": max_objects,
+        "shards": shards,
+    }
+    write_manifest(out, full)
+    return full
 
 
 def generate_dataset(
@@ -126,35 +175,21 @@ def generate_dataset(
     workers: int = 1,
 ) -> dict[str, Any]:
     """Writes `num_samples` samples as shards plus `manifest.json` into `out_dir`; returns the manifest."""
-    if num_samples <= 0 or samples_per_shard <= 0:
-        raise ValueError("num_samples and samples_per_shard must be positive")
-    if image_size < 16:
-        raise ValueError(f"image_size {image_size} is too small to draw shapes on")
-    if "-" in split or "." in split or "/" in split:
-        raise ValueError(f"split name {split!r} must not contain '-', '.' or '/'")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (out, split, k, start, min(start + samples_per_shard, num_samples), seed, image_size, max_objects)
-        for k, start in enumerate(range(0, num_samples, samples_per_shard))
-    ]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            shards = list(pool.map(_make_shard, jobs))
-    else:
-        shards = [_make_shard(job) for job in jobs]
-    manifest = {
-        "format": FORMAT,
-        "split": split,
-        "seed": seed,
-        "num_samples": num_samples,
-        "image_size": image_size,
-        "max_objects": max_objects,
+    vocabularies = {
         "segmentation_classes": list(SEGMENTATION_CLASSES),
         "classification_classes": list(SHAPES),
         "caption_sources": list(CAPTION_SOURCES),
         "ignore_index": IGNORE_INDEX,
-        "shards": shards,
     }
-    write_manifest(out, manifest)
-    return manifest
+    return write_dataset(
+        out_dir,
+        make_sample,
+        vocabularies,
+        num_samples,
+        samples_per_shard,
+        image_size,
+        seed,
+        split,
+        max_objects,
+        workers,
+    )
