@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from bench.bodies import Bodies, build_bodies
+from bench.loadgen import collect_child
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def drive_http(
             assert child.stdin is not None
             child.stdin.write(f"{start_at}\n")
             child.stdin.flush()
-        results.append(_merge(cell, [_collect(child, timeout) for child in children]))
+        results.append(_merge(cell, [collect_child(child, timeout) for child in children]))
     return results
 
 
@@ -232,18 +233,6 @@ def _spawn(url: str, cell: HttpCell, headers: dict[str, str], share: int) -> tup
         text=True,
     )
     return child, handle.name
-
-
-def _collect(spawned: tuple[subprocess.Popen[str], str], timeout: float) -> dict[str, Any]:
-    child, plan = spawned
-    try:
-        out, err = child.communicate(timeout=timeout)
-    finally:
-        os.unlink(plan)
-    if child.returncode != 0:
-        raise RuntimeError(f"HTTP load generator failed ({child.returncode}): {err[-3000:]}")
-    outcome: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return outcome
 
 
 def summarize(latencies_ms: list[float]) -> dict[str, float]:

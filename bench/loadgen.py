@@ -138,7 +138,7 @@ def drive(
         time.sleep(max(0.0, start_at - time.time()))
         trunk = f"{TEXT_MODEL if cell.modality == 'text' else IMAGE_MODEL}_trunk"
         before = _stats(client, trunk)
-        outcomes = [_collect(child, timeout) for child in children]
+        outcomes = [collect_child(child, timeout) for child in children]
         after = _stats(client, trunk)
         results.append(_merge(cell, outcomes, before, after))
     return results
@@ -172,7 +172,7 @@ def _spawn(url: str, cell: Cell, start_at: float, env: dict[str, str] | None) ->
     return child, handle.name
 
 
-def _collect(spawned: tuple[subprocess.Popen[str], str], timeout: float) -> dict[str, Any]:
+def collect_child(spawned: tuple[subprocess.Popen[str], str], timeout: float) -> dict[str, Any]:
     child, plan = spawned
     try:
         out, err = child.communicate(timeout=timeout)

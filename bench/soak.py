@@ -41,6 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stack import process_group, rss_mib  # noqa: E402
+
 VARIANT, TENANT = "tipsv2-tiny", "soak"
 ADAPTER = f"soak-{secrets.token_hex(4)}"  # a fresh name per run: the store in --workdir outlives runs
 
@@ -101,30 +103,6 @@ def start_gateway(env: dict[str, str], port: int, log: Path) -> subprocess.Popen
 
 
 # --- memory ---------------------------------------------------------------------------------------------------
-
-
-def rss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total / 1024
-
-
-def group(pgid: int) -> list[int]:
-    """Processes of a process group (tritonserver and its stubs)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
-                    pids.append(int(entry.name))
-    return pids
-
-
-# --- traffic --------------------------------------------------------------------------------------------------
 
 
 def png(seed: int) -> str:
@@ -223,7 +201,7 @@ def sample(pids: dict[str, list[int] | int], run: Run, every_s: float, stop: thr
     while not stop.wait(every_s):
         reading: dict[str, float] = {"t": round(time.monotonic() - start, 1)}
         for name, target in pids.items():
-            reading[f"{name}_mib"] = round(rss_mib(group(target) if isinstance(target, int) else target), 1)
+            reading[f"{name}_mib"] = round(rss_mib(process_group(target) if isinstance(target, int) else target), 1)
         with contextlib.suppress(httpx.HTTPError, ValueError):
             for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
                 if line.startswith("tipsv2_inflight_requests "):
