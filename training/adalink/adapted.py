@@ -15,19 +15,24 @@ base is the same before and after training (the tests and `tipsv2 adapt` check i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
 
 from training.adalink.format import load_adapter_arrays, validate_adapter
 from training.adalink.module import AdaLink
+from training.tipsv2.configs import ModelCfg
 from training.tipsv2.model import TIPSv2
 from training.tipsv2.vision import ImageFeatures
 
 MODALITIES = ("image", "text")
 
 
-def freeze(module: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def freeze(module: ModuleT) -> ModuleT:
     for param in module.parameters():
         param.requires_grad_(False)
     return module.eval()
@@ -66,7 +71,7 @@ class AdaptedTIPSv2(nn.Module):
         return cls(base, adapters)
 
     @property
-    def cfg(self):  # type: ignore[no-untyped-def]  (the base's ModelCfg)
+    def cfg(self) -> ModelCfg:
         return self.base.cfg
 
     @property
@@ -110,6 +115,6 @@ class AdaptedTIPSv2(nn.Module):
         """The adapter file's tensors: `{modality}.down` (r, D) and `{modality}.up` (D, r), float32, on the CPU."""
         out = {}
         for modality, adapter in self.adapters.items():
-            down, up = adapter.tensors()
+            down, up = cast(AdaLink, adapter).tensors()
             out[f"{modality}.down"], out[f"{modality}.up"] = down.float().cpu(), up.float().cpu()
         return out

@@ -11,17 +11,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from training.adalink.task_data import TaskData
 from training.adalink.tasks import Task
 from training.eval.zeroshot_eval import recall_at_1
+from training.tipsv2.model import ZeroShotModel
 from training.tipsv2.tokenizer import Tokenizer
 from training.tipsv2.zeroshot import classify, label_text_embeddings
 
 
 @torch.no_grad()
-def image_embeddings(model: nn.Module, data: TaskData, which: str, batch_size: int = 128) -> torch.Tensor:
+def image_embeddings(model: ZeroShotModel, data: TaskData, which: str, batch_size: int = 128) -> torch.Tensor:
     """(N, D) float32: CLS1 or CLS2 of every example."""
     device = next(model.parameters()).device
     out = []
@@ -34,7 +34,7 @@ def image_embeddings(model: nn.Module, data: TaskData, which: str, batch_size: i
 
 @torch.no_grad()
 def text_embeddings(
-    model: nn.Module, tokenizer: Tokenizer, texts: tuple[str, ...], batch_size: int = 256
+    model: ZeroShotModel, tokenizer: Tokenizer, texts: tuple[str, ...], batch_size: int = 256
 ) -> torch.Tensor:
     device = next(model.parameters()).device
     out = []
@@ -44,20 +44,20 @@ def text_embeddings(
     return torch.cat(out)
 
 
-def classification_accuracy(model: nn.Module, tokenizer: Tokenizer, task: Task, data: TaskData) -> float:
-    labels = label_text_embeddings(model, tokenizer, data.label_names, task.templates).float().cpu()  # type: ignore[arg-type]
+def classification_accuracy(model: ZeroShotModel, tokenizer: Tokenizer, task: Task, data: TaskData) -> float:
+    labels = label_text_embeddings(model, tokenizer, data.label_names, task.templates).float().cpu()
     probs = classify(image_embeddings(model, data, task.image_embedding), labels, float(model.temperature))
     return float((probs.argmax(dim=1) == data.labels).float().mean())
 
 
-def retrieval_recall(model: nn.Module, tokenizer: Tokenizer, task: Task, data: TaskData) -> dict[str, float]:
+def retrieval_recall(model: ZeroShotModel, tokenizer: Tokenizer, task: Task, data: TaskData) -> dict[str, float]:
     images = F.normalize(image_embeddings(model, data, task.image_embedding), dim=-1)
     texts = F.normalize(text_embeddings(model, tokenizer, data.captions), dim=-1)
     i2t, t2i = recall_at_1(images @ texts.T, data.captions)
     return {"i2t_r1": i2t, "t2i_r1": t2i, "mean_r1": (i2t + t2i) / 2}
 
 
-def evaluate(model: nn.Module, tokenizer: Tokenizer, task: Task, data: TaskData) -> dict[str, float]:
+def evaluate(model: ZeroShotModel, tokenizer: Tokenizer, task: Task, data: TaskData) -> dict[str, float]:
     """{"metric": the task metric, ...its parts}; the model is put in eval mode."""
     model.eval()
     if task.kind == "classification":

@@ -12,11 +12,13 @@ the original weights stay frozen tensors (`parametrizations.<name>.original`).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from training.tipsv2.layers import Block, ResidualAttentionBlock
 from training.tipsv2.model import TIPSv2
 
 
@@ -38,11 +40,15 @@ class LoRADelta(nn.Module):
 
 def attention_weights(model: TIPSv2, modality: str) -> list[tuple[nn.Module, str]]:
     """(module, parameter name) of every attention projection LoRA adapts in one tower."""
+    pairs: list[tuple[nn.Module, str]] = []
     if modality == "image":
-        return [(m, "weight") for block in model.visual.blocks for m in (block.attn.qkv, block.attn.proj)]
+        for block in cast("list[Block]", list(model.visual.blocks)):
+            pairs += [(block.attn.qkv, "weight"), (block.attn.proj, "weight")]
+        return pairs
     if modality == "text":
-        blocks = model.text.transformer.resblocks
-        return [pair for block in blocks for pair in ((block.attn, "in_proj_weight"), (block.attn.out_proj, "weight"))]
+        for text_block in cast("list[ResidualAttentionBlock]", list(model.text.transformer.resblocks)):
+            pairs += [(text_block.attn, "in_proj_weight"), (text_block.attn.out_proj, "weight")]
+        return pairs
     raise ValueError(f"unknown modality {modality!r}")
 
 
@@ -60,8 +66,9 @@ def add_lora(
     params: list[nn.Parameter] = []
     for modality in modalities:
         for module, name in attention_weights(model, modality):
-            weight = getattr(module, name)
-            delta = LoRADelta(*weight.shape, rank, float(alpha or rank), generator).to(weight.device)
+            weight: torch.Tensor = getattr(module, name)
+            out_features, in_features = weight.shape
+            delta = LoRADelta(out_features, in_features, rank, float(alpha or rank), generator).to(weight.device)
             parametrize.register_parametrization(module, name, delta)
             params += [delta.A, delta.B]
     return params

@@ -57,7 +57,8 @@ class AdaLink(nn.Module):
             self.up.weight.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(ACTIVATIONS[self.activation](self.down(x)))
+        out: torch.Tensor = x + self.up(ACTIVATIONS[self.activation](self.down(x)))
+        return out
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(down (r, D), up (D, r)): the two matrices as the adapter file stores them."""

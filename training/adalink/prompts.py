@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from training.tipsv2.model import ZeroShotModel
 from training.tipsv2.tokenizer import Tokenizer
 
 
@@ -28,7 +28,7 @@ class PromptBank:
         ids, lengths = tokenizer([template.format(label) for label in labels for template in templates])
         self.ids = torch.from_numpy(ids[:, : max(int(lengths.max()), 1)].astype(np.int64))
 
-    def embeddings(self, model: nn.Module) -> torch.Tensor:
+    def embeddings(self, model: ZeroShotModel) -> torch.Tensor:
         """(C, D) unit label embeddings through `model.encode_text` (with gradients where it has trainables)."""
         device = next(model.parameters()).device
         per_prompt = F.normalize(model.encode_text(self.ids.to(device)), dim=-1)

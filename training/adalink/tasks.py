@@ -149,7 +149,16 @@ def _optim(raw: dict[str, Any]) -> OptimSpec:
             raise ConfigError(f"optim.{key} must be a non-negative number, not {raw[key]!r}")
     if raw["lr"] <= 0:
         raise ConfigError("optim.lr must be positive")
-    return OptimSpec(**{k: raw[k] if k in lowest else float(raw[k]) for k in raw})
+    return OptimSpec(
+        steps=raw["steps"],
+        batch_size=raw["batch_size"],
+        lr=float(raw["lr"]),
+        min_lr=float(raw["min_lr"]),
+        warmup_steps=raw["warmup_steps"],
+        weight_decay=float(raw["weight_decay"]),
+        clip_grad=float(raw["clip_grad"]),
+        seed=raw["seed"],
+    )
 
 
 def task_from_dict(raw: dict[str, Any]) -> Task:

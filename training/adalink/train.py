@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from training.adalink.classification_loss import zero_shot_classification_loss
 from training.adalink.prompts import PromptBank
@@ -27,6 +26,7 @@ from training.adalink.task_data import TaskData
 from training.adalink.tasks import Task
 from training.adalink.tuners import Tuned
 from training.losses.contrastive import ContrastiveLoss
+from training.tipsv2.model import ZeroShotModel
 from training.tipsv2.tokenizer import Tokenizer
 from training.train.schedules import warmup_cosine
 
@@ -72,7 +72,7 @@ class TaskObjective:
         )
         self._frozen_labels: torch.Tensor | None = None
 
-    def label_embeddings(self, model: nn.Module) -> torch.Tensor:
+    def label_embeddings(self, model: ZeroShotModel) -> torch.Tensor:
         assert self.prompts is not None
         if self.text_trainable:
             return self.prompts.embeddings(model)
@@ -81,7 +81,7 @@ class TaskObjective:
                 self._frozen_labels = self.prompts.embeddings(model)
         return self._frozen_labels
 
-    def __call__(self, model: nn.Module, index: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model: ZeroShotModel, index: torch.Tensor) -> torch.Tensor:
         device = next(model.parameters()).device
         features = model.encode_image(self.data.pixels(index).to(device))
         image = getattr(features, self.task.image_embedding)
@@ -91,7 +91,8 @@ class TaskObjective:
             return zero_shot_classification_loss(image, self.label_embeddings(model), temperature, targets)
         ids, _ = self.tokenizer([self.data.captions[i] for i in index.tolist()])
         text = model.encode_text(torch.from_numpy(ids.astype(np.int64)).to(device))
-        return self.contrastive(image, text, temperature)["retrieval_loss"]
+        loss: torch.Tensor = self.contrastive(image, text, temperature)["retrieval_loss"]
+        return loss
 
 
 def train_step(
@@ -102,7 +103,7 @@ def train_step(
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {loss.item()}")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    torch.autograd.backward(loss)
     if clip_grad > 0:
         torch.nn.utils.clip_grad_norm_(tuned.trainable, clip_grad)
     optimizer.step()

@@ -24,7 +24,7 @@ METHODS = ("adalink", "lora", "full")
 class Tuned:
     method: str
     modalities: tuple[str, ...]  # the towers whose computation training changes
-    model: nn.Module  # the TIPSv2 zero-shot API: encode_image, encode_text, temperature, cfg
+    model: TIPSv2 | AdaptedTIPSv2  # both have the zero-shot API: encode_image, encode_text, temperature, cfg
     trainable: list[nn.Parameter]
 
     @property

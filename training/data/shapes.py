@@ -29,14 +29,14 @@ def ellipse(rx: float, ry: float, dx: float = 0.0, segments: int = 48) -> Polygo
 def star(points: int = 5, inner: float = 0.45) -> Polygon:
     outer = regular(2 * points, 1.0)
     radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return outer * radii[:, None]
+    return np.asarray(outer * radii[:, None])
 
 
 def heart(segments: int = 48) -> Polygon:
     t = np.linspace(0.0, 2 * math.pi, segments, endpoint=False)
     x = 16 * np.sin(t) ** 3
     y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
-    return np.stack([x, y + 2.5], axis=1) / 17.0
+    return np.asarray(np.stack([x, y + 2.5], axis=1) / 17.0)
 
 
 def box(half_w: float, half_h: float) -> Polygon:

@@ -47,30 +47,30 @@ def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
 
 
 def _stripes(along: np.ndarray, period: float) -> np.ndarray:
-    return (np.sin(2 * np.pi * along / period) > 0).astype(np.float32)
+    return np.asarray(np.sin(2 * np.pi * along / period) > 0, dtype=np.float32)
 
 
 def _dots(x: np.ndarray, y: np.ndarray, period: float) -> np.ndarray:
     fx, fy = (x % period) - period / 2, (y % period) - period / 2
-    return (np.hypot(fx, fy) < period * 0.28).astype(np.float32)
+    return np.asarray(np.hypot(fx, fy) < period * 0.28, dtype=np.float32)
 
 
 def _checks(x: np.ndarray, y: np.ndarray, period: float) -> np.ndarray:
     cell = max(int(period * 0.7), 3)
-    return (((x // cell) + (y // cell)) % 2).astype(np.float32)
+    return np.asarray(((x // cell) + (y // cell)) % 2, dtype=np.float32)
 
 
 def _waves(along: np.ndarray, across: np.ndarray, period: float) -> np.ndarray:
-    return (np.sin(2 * np.pi * (along + 2.5 * np.sin(across / 4.0)) / period) > 0).astype(np.float32)
+    return np.asarray(np.sin(2 * np.pi * (along + 2.5 * np.sin(across / 4.0)) / period) > 0, dtype=np.float32)
 
 
 def _ramp(along: np.ndarray) -> np.ndarray:
-    return ((along - along.min()) / max(float(np.ptp(along)), 1e-6)).astype(np.float32)
+    return np.asarray((along - along.min()) / max(float(np.ptp(along)), 1e-6), dtype=np.float32)
 
 
 def _hatches(x: np.ndarray, y: np.ndarray, period: float) -> np.ndarray:
     p = int(period)
-    return ((((x + y) % p) < 1.5) | (((x - y) % p) < 1.5)).astype(np.float32)
+    return np.asarray((((x + y) % p) < 1.5) | (((x - y) % p) < 1.5), dtype=np.float32)
 
 
 def texture_pattern(texture: str, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -105,7 +105,7 @@ def _tinted(base: tuple[int, int, int], rng: np.random.Generator, jitter: float 
 
 
 def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    return a[None, None] * (1.0 - t[..., None]) + b[None, None] * t[..., None]
+    return np.asarray(a[None, None] * (1.0 - t[..., None]) + b[None, None] * t[..., None])
 
 
 # Each background kind: (dark colour, light colour, mixing field). The field gets the pixel grid, a fine per-pixel
@@ -155,7 +155,7 @@ BACKGROUND_STYLES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], B
 
 def _mortar(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     row = (y // 8).astype(int)
-    return (((y % 8) < 1.5) | (((x + 8 * (row % 2)) % 16) < 1.5)).astype(np.float32)
+    return np.asarray(((y % 8) < 1.5) | (((x + 8 * (row % 2)) % 16) < 1.5), dtype=np.float32)
 
 
 def background(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:

@@ -30,6 +30,7 @@ def text_embed_arrays(model: TIPSv2) -> dict[str, np.ndarray]:
 def image_embed_arrays(model: TIPSv2, grids: Iterable[int]) -> dict[str, np.ndarray]:
     visual = model.visual
     proj = visual.patch_embed.proj
+    assert proj.bias is not None  # the patch embedding has a bias in every TIPSv2 variant
     arrays = {
         "patch_weight": proj.weight.detach().float().reshape(proj.weight.shape[0], -1).numpy(),
         "patch_bias": proj.bias.detach().float().numpy(),

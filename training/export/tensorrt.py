@@ -54,7 +54,8 @@ def import_tensorrt() -> ModuleType:
         import tensorrt
     except (ImportError, OSError) as exc:  # OSError: the bindings are there but libnvinfer is not
         raise TensorRTNotAvailable(f"TensorRT is not available here ({exc}); {WHERE_TO_BUILD}") from exc
-    return tensorrt
+    module: ModuleType = tensorrt
+    return module
 
 
 @dataclass(frozen=True)

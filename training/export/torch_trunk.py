@@ -66,6 +66,7 @@ class ServedTrunk:
 
 
 class ServedTextTrunk(ServedTrunk):
+    tower: TextEncoder
     input_names = ("embeddings", "token_mask")
     output_names = TEXT_OUTPUTS
 
@@ -75,6 +76,7 @@ class ServedTextTrunk(ServedTrunk):
 
 
 class ServedImageTrunk(ServedTrunk):
+    tower: VisionTransformer
     input_names = ("tokens",)
     output_names = IMAGE_OUTPUTS
 

@@ -31,7 +31,8 @@ class DINOLoss(nn.Module):
     def teacher_probs(self, teacher_logits: torch.Tensor, teacher_temp: float) -> torch.Tensor:
         """(G, B, K) teacher logits of the global views -> (G, B, K) targets."""
         G, B, K = teacher_logits.shape
-        return self.targets(teacher_logits.reshape(G * B, K), teacher_temp).reshape(G, B, K)
+        probs: torch.Tensor = self.targets(teacher_logits.reshape(G * B, K), teacher_temp)
+        return probs.reshape(G, B, K)
 
     def forward(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> dict[str, torch.Tensor]:
         """`student_logits` (V, B, K), global views first then local crops; `teacher_probs` (G, B, K)."""

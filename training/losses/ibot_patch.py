@@ -63,7 +63,8 @@ class IBOTPatchLoss(nn.Module):
     @torch.no_grad()
     def teacher_probs(self, teacher_logits: torch.Tensor, teacher_temp: float) -> torch.Tensor:
         """(M, K) teacher logits at the selected tokens -> (M, K) targets."""
-        return self.targets(teacher_logits, teacher_temp)
+        probs: torch.Tensor = self.targets(teacher_logits, teacher_temp)
+        return probs
 
     def forward(
         self, student_logits: torch.Tensor, teacher_probs: torch.Tensor, selection: TokenSelection

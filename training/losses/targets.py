@@ -32,6 +32,9 @@ def sinkhorn_knopp(logits: torch.Tensor, temperature: float, iterations: int = 3
 
 
 class TeacherTargets(nn.Module):
+    center: torch.Tensor  # (1, K) buffer
+    center_started: torch.Tensor  # () bool buffer
+
     """Teacher probabilities from teacher logits, by centring (DINO) or Sinkhorn-Knopp (DINOv2's L/g configs).
 
     `warm_start` (centring only): the centre starts at the first batch's mean logits instead of zero. DINO starts it

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import math
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -43,6 +43,13 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path} is not a readable .npz file: {exc}") from exc
 
 
+# numpy.lib.format is untyped: its header readers, with the types numpy documents
+_HeaderReader = Callable[[IO[bytes]], tuple[tuple[int, ...], bool, np.dtype]]
+_read_magic: Callable[[IO[bytes]], tuple[int, int]] = np.lib.format.read_magic
+_read_header_1_0: _HeaderReader = np.lib.format.read_array_header_1_0
+_read_header_2_0: _HeaderReader = np.lib.format.read_array_header_2_0
+
+
 def read_npz_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     """Key -> shape of every array in an `.npz`, from the `.npy` headers only (no data is read)."""
     shapes = {}
@@ -50,10 +57,8 @@ def read_npz_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    reader = np.lib.format.read_array_header_1_0
-                    if version != (1, 0):
-                        reader = np.lib.format.read_array_header_2_0
+                    version = _read_magic(member)
+                    reader = _read_header_1_0 if version == (1, 0) else _read_header_2_0
                     shape, _, _ = reader(member)
                 shapes[info.filename.removesuffix(".npy")] = tuple(shape)
     except (zipfile.BadZipFile, ValueError) as exc:

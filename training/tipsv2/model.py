@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 import torch
 from torch import nn
 
 from training.tipsv2.configs import ModelCfg, get_model_config
 from training.tipsv2.text import TextEncoder
 from training.tipsv2.vision import ImageFeatures, VisionTransformer
+
+
+class ZeroShotModel(Protocol):
+    """The zero-shot API that TIPSv2 and its adapted forms (AdaLink, LoRA, fine-tuned copies) share."""
+
+    @property
+    def cfg(self) -> ModelCfg: ...
+
+    @property
+    def temperature(self) -> torch.Tensor: ...
+
+    def encode_image(self, pixels: torch.Tensor) -> ImageFeatures: ...
+
+    def encode_text(self, ids: torch.Tensor) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def eval(self) -> object: ...
 
 
 class TIPSv2(nn.Module):
@@ -26,10 +47,12 @@ class TIPSv2(nn.Module):
         return self
 
     def encode_image(self, pixels: torch.Tensor) -> ImageFeatures:
-        return self.visual(pixels)
+        features: ImageFeatures = self.visual(pixels)
+        return features
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.text(ids)
+        embeddings: torch.Tensor = self.text(ids)
+        return embeddings
 
 
 def create_model(name: str, device: str | torch.device | None = None, seed: int | None = None) -> TIPSv2:

@@ -35,7 +35,7 @@ def decode_image(data: bytes, max_pixels: int = 40_000_000) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageDecodeError(f"image is {width}x{height} pixels, above the limit of {max_pixels}")

@@ -33,6 +33,8 @@ class TextTransformer(nn.Module):
 
 
 class TextEncoder(nn.Module):
+    positions: torch.Tensor  # (max_len, D) buffer
+
     def __init__(self, cfg: TextCfg) -> None:
         super().__init__()
         self.cfg = cfg
@@ -67,7 +69,8 @@ class TextEncoder(nn.Module):
         if L > self.cfg.max_len:
             raise ValueError(f"text of {L} tokens is longer than the tower's {self.cfg.max_len}")
         x = self.token_embedding(ids) * embedding_scale(self.cfg.embed_dim)
-        return x + self.positions[:L].to(x.dtype)
+        out: torch.Tensor = x + self.positions[:L].to(x.dtype)
+        return out
 
     def trunk(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, L, D) embedded tokens and (B, L) mask -> (B, D) pooled embedding."""

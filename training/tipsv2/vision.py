@@ -11,7 +11,7 @@ AdaLink adapter stage owns) and `trunk` (the blocks and final norm: what is comp
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -95,13 +95,14 @@ class VisionTransformer(nn.Module):
         """The blocks and the final norm: (B, T, D) -> (B, T, D)."""
         for block in self.blocks:
             tokens = block(tokens)
-        return self.norm(tokens)
+        out: torch.Tensor = self.norm(tokens)
+        return out
 
     def trunk_with_dense(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (normal output, MaskCLIP value-path output) sharing blocks 0…L-2: both (B, T, D)."""
         for block in self.blocks[:-1]:
             tokens = block(tokens)
-        last = self.blocks[-1]
+        last = cast(Block, self.blocks[-1])  # ModuleList indexing is typed as Module
         return self.norm(last(tokens)), self.norm(last.forward_value_path(tokens))
 
     def split(self, x: torch.Tensor) -> ImageFeatures:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from training.tipsv2.model import TIPSv2
+from training.tipsv2.model import TIPSv2, ZeroShotModel
 from training.tipsv2.preprocess import resize_short_side, to_model_input
 from training.tipsv2.prompts import TCL_TEMPLATES
 from training.tipsv2.tokenizer import Tokenizer
@@ -36,7 +36,7 @@ MIOU_EPS = 1e-10  # the notebooks' `intersection / (union + 1e-10)`
 
 @torch.no_grad()
 def label_text_embeddings(
-    model: TIPSv2,
+    model: ZeroShotModel,
     tokenizer: Tokenizer,
     labels: Sequence[str],
     templates: Sequence[str] = TCL_TEMPLATES,
@@ -58,7 +58,7 @@ def label_text_embeddings(
     ids, _ = tokenizer(texts)
     device = next(model.parameters()).device
     ids_t = torch.from_numpy(ids.astype(np.int64)).to(device)
-    embeddings = torch.cat([model.encode_text(chunk) for chunk in ids_t.split(batch_size)])
+    embeddings = torch.cat([model.encode_text(chunk) for chunk in torch.split(ids_t, batch_size)])
     per_template = F.normalize(embeddings, dim=-1).reshape(len(labels), len(templates), -1)
     return F.normalize(per_template.mean(dim=1), dim=-1)
 
@@ -162,8 +162,8 @@ def _resized_input(image: torch.Tensor | Image.Image, short_side: int) -> tuple[
     new_size = short_side_size(H, W, short_side)
     if new_size == (H, W):
         return image, (H, W)
-    resized = F.interpolate(image[None], size=new_size, mode="bicubic", antialias=True, align_corners=False)
-    return resized[0], (H, W)
+    scaled = F.interpolate(image[None], size=new_size, mode="bicubic", antialias=True, align_corners=False)
+    return scaled[0], (H, W)
 
 
 def _cosine_maps(model: TIPSv2, pixels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -190,7 +190,7 @@ def _slide(
     for start in range(0, len(windows), batch):
         chunk: list[Window] = windows[start : start + batch]
         crops = torch.stack([pixels[:, w.top : w.bottom, w.left : w.right] for w in chunk])
-        window_probs = _bilinear(_cosine_maps(model, crops, labels), tuple(crops.shape[-2:])).softmax(dim=1)
+        window_probs = _bilinear(_cosine_maps(model, crops, labels), (crops.shape[-2], crops.shape[-1])).softmax(dim=1)
         for w, p in zip(chunk, window_probs, strict=True):
             probs[:, w.top : w.bottom, w.left : w.right] += p
             counts[w.top : w.bottom, w.left : w.right] += 1

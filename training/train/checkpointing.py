@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def capture_rng() -> dict[str, Any]:
     """Global RNG states as tensors and plain tuples, so the state file loads with `weights_only=True`."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, cached = legacy
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
@@ -132,4 +133,5 @@ def load_checkpoint(
     objective.load_state_dict(state["objective"])
     optimizer.load_state_dict(state["optimizer"])
     restore_rng(state["rng"])
-    return state
+    loaded: dict[str, Any] = state
+    return loaded

@@ -8,6 +8,7 @@ RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT select gloo on CPU an
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -74,7 +75,8 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0)
+    gather: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = all_gather  # untyped in torch
+    return torch.cat(gather(x), dim=0)
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:

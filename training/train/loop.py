@@ -63,7 +63,7 @@ def train_step(
         values_now = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
         raise FloatingPointError(f"step {step}: the loss is not finite ({values_now})")
     parts.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    torch.autograd.backward(loss)
     if step < cfg.heads.freeze_last_layer_steps:  # DINO: let the prototypes settle before they move
         for head in (parts.student.dino_head, parts.student.ibot_head):
             if head is not None:

@@ -21,7 +21,8 @@ def decays(name: str, param: torch.Tensor) -> bool:
 
 
 def param_groups(module: nn.Module) -> list[dict[str, object]]:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in module.named_parameters():
         if param.requires_grad:
             (decay if decays(name, param) else no_decay).append(param)

@@ -47,10 +47,15 @@ class EMATeacher(nn.Module):
 
     def ema_pairs(self, student: Student) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(teacher tensors, student tensors) the EMA moves, matched by parameter name."""
-        pairs = [(self.dino_head, student.dino_head), (self.ibot_head, student.ibot_head)]
+        pairs: list[tuple[nn.Module | None, nn.Module | None]] = [
+            (self.dino_head, student.dino_head),
+            (self.ibot_head, student.ibot_head),
+        ]
         if self.backbone is not None:
             pairs.append((self.backbone, student.model.visual))
-        teacher, source, seen = [], [], set()
+        teacher: list[torch.Tensor] = []
+        source: list[torch.Tensor] = []
+        seen: set[int] = set()
         for t_module, s_module in pairs:
             if t_module is None or s_module is None or id(t_module) in seen:
                 continue
@@ -126,5 +131,5 @@ class FrozenTeacher(nn.Module):
     def forward(self, global_views: torch.Tensor) -> torch.Tensor:
         """(G, B, 3, S, S) intact views -> (G, B, N, D_teacher) patch tokens."""
         G, B = global_views.shape[:2]
-        patches = self.visual(global_views.flatten(0, 1)).patch_tokens
+        patches: torch.Tensor = self.visual(global_views.flatten(0, 1)).patch_tokens
         return patches.reshape(G, B, *patches.shape[1:])

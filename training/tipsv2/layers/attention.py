@@ -21,9 +21,11 @@ class Attention(nn.Module):
         # (B, N, 3C) -> (3, B, heads, N, head_dim)
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
-        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+        projected: torch.Tensor = self.proj(out.transpose(1, 2).reshape(B, N, C))
+        return projected
 
     def value_path(self, x: torch.Tensor) -> torch.Tensor:
         """MaskCLIP's "values trick": the value projection alone, with no attention mixing between tokens."""
         C = x.shape[-1]
-        return self.proj(self.qkv(x)[..., 2 * C :])
+        values: torch.Tensor = self.proj(self.qkv(x)[..., 2 * C :])
+        return values

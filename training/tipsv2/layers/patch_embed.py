@@ -16,4 +16,5 @@ class PatchEmbed(nn.Module):
         H, W = x.shape[-2:]
         if H % self.patch_size or W % self.patch_size:
             raise ValueError(f"image size {H}x{W} is not a multiple of the patch size {self.patch_size}")
-        return self.proj(x).flatten(2).transpose(1, 2)
+        patches: torch.Tensor = self.proj(x)
+        return patches.flatten(2).transpose(1, 2)

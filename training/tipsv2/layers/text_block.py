@@ -30,7 +30,8 @@ class TextAttention(nn.Module):
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         qkv = qkv.reshape(B, L, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=key_bias)
-        return self.out_proj(out.transpose(1, 2).reshape(B, L, D))
+        projected: torch.Tensor = self.out_proj(out.transpose(1, 2).reshape(B, L, D))
+        return projected
 
 
 class TextMlp(nn.Module):
@@ -43,7 +44,8 @@ class TextMlp(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.c_fc(x)) * mask[..., None]
-        return self.c_proj(h) * mask[..., None]
+        out: torch.Tensor = self.c_proj(h) * mask[..., None]
+        return out
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -56,7 +58,8 @@ class ResidualAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), key_bias)
-        return x + self.mlp(self.ln_2(x), mask)
+        out: torch.Tensor = x + self.mlp(self.ln_2(x), mask)
+        return out
 
 
 def key_padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -29,9 +29,11 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.ls1(self.attn(self.norm1(x)))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+        out: torch.Tensor = x + self.ls2(self.mlp(self.norm2(x)))
+        return out
 
     def forward_value_path(self, x: torch.Tensor) -> torch.Tensor:
         """The block with attention replaced by its value path (MaskCLIP), as the official zero-shot notebook does."""
         x = x + self.ls1(self.attn.value_path(self.norm1(x)))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+        out: torch.Tensor = x + self.ls2(self.mlp(self.norm2(x)))
+        return out
