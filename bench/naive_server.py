@@ -50,7 +50,8 @@ def load_model(weights: Path) -> tuple[Any, Any]:
 
 
 def create_app(weights: Path) -> FastAPI:
-    from training.tipsv2.preprocess import decode_image, resize_uint8
+    from training.tipsv2.decoding import decode_image
+    from training.tipsv2.preprocess import resize_uint8
 
     model, tokenizer = load_model(weights)
     default_resolution = model.config.vision_config.image_size

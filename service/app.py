@@ -14,6 +14,7 @@ from service.adapters.manager import AdapterManager
 from service.adapters.notifier import AdapterNotifier
 from service.adapters.registry import AdapterRegistry
 from service.adapters.store import AdapterStore
+from service.api.docs import install_docs
 from service.api.main import api_router
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.cache import EmbeddingCache
@@ -30,6 +31,7 @@ from service.state import AppState
 from training.tipsv2.tokenizer import Tokenizer
 
 log = logging.getLogger("service")
+TITLE = "tipsv2-serve"
 
 DESCRIPTION = """Dense image-text embeddings from TIPSv2, with per-tenant AdaLink adapters.
 
@@ -99,7 +101,10 @@ def create_app(settings: Settings | None = None, backend: InferenceBackend | Non
                 metrics_server.shutdown()
             await state.close()
 
-    app = FastAPI(title="tipsv2-serve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title=TITLE, version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    install_docs(app, TITLE)  # offline: the assets come from a package, not a CDN
     install_error_handlers(app)
     app.include_router(api_router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)

@@ -14,7 +14,9 @@ from service.core.config import LimitSettings
 from service.core.errors import ErrorKind, GatewayError, invalid
 from service.core.metrics import Metrics
 from service.inference.backend import InferenceBackend, ServedModelInfo
-from training.tipsv2.preprocess import ImageDecodeError, decode_image, resize_uint8
+from service.inputs import image_error
+from training.tipsv2.decoding import ImageDecodeError, decode_image, rules_tag
+from training.tipsv2.preprocess import resize_uint8
 from training.tipsv2.tokenizer import Tokenizer
 
 
@@ -99,7 +101,7 @@ class Embedder:
         grid = resolution // served.patch_size
         D = served.embed_dim
         adapter_id = adapter.id_for("image") if adapter else ""
-        options = f"r{resolution}" + ("+patches" if with_patches else "")
+        options = f"r{resolution}" + ("+patches" if with_patches else "") + "+" + rules_tag(self.limits.jpeg_draft)
         keys = [cache_key(served.model_id, tenant, adapter_id, "image", options, content_hash(data)) for data in images]
         per_item = D * (2 + (grid * grid if with_patches else 0))
         cached = await self.cache.get_many(keys)
@@ -127,11 +129,13 @@ class Embedder:
 
     def _decode_all(self, items: list[tuple[int, bytes]], resolution: int) -> np.ndarray:
         out = np.empty((len(items), resolution, resolution, 3), dtype=np.uint8)
+        min_size = resolution if self.limits.jpeg_draft else None
         for row, (index, data) in enumerate(items):
             try:
-                out[row] = resize_uint8(decode_image(data, self.limits.max_image_pixels), resolution)
+                image = decode_image(data, self.limits.max_image_pixels, min_size=min_size)
             except ImageDecodeError as exc:
-                raise invalid(f"images[{index}]: {exc}", code="invalid_image", param="images") from exc
+                raise image_error(exc, f"images[{index}]", "images") from exc
+            out[row] = resize_uint8(image, resolution)
         return out
 
     @staticmethod

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from service.core.config import LimitSettings
 from service.core.errors import ErrorKind, GatewayError, invalid
+from training.tipsv2.decoding import ImageDecodeError, ImageTooLarge
 
 
 def validate_texts(texts: Sequence[str], max_items: int, max_chars: int, param: str = "input") -> None:
@@ -101,3 +102,11 @@ def decode_base64_image(item: str, where: str, max_bytes: int, param: str = "ima
     except (binascii.Error, ValueError) as exc:
         raise invalid(f"{where} is not valid base64", code="invalid_base64", param=param) from exc
     return check_image_size(data, where, max_bytes, param)
+
+
+def image_error(exc: ImageDecodeError, where: str, param: str) -> GatewayError:
+    """A decoding failure as the client sees it: 413 above the pixel limit, 400 otherwise; the message names the
+    item and the reason (the decoder's messages carry no internal detail)."""
+    if isinstance(exc, ImageTooLarge):
+        return GatewayError(ErrorKind.PAYLOAD_TOO_LARGE, f"{where}: {exc}", code="image_too_large", param=param)
+    return invalid(f"{where}: {exc}", code="invalid_image", param=param)

@@ -25,11 +25,13 @@ from PIL import Image
 from service import zeroshot
 from service.adapters.registry import ResolvedAdapter
 from service.core.config import LimitSettings
-from service.core.errors import invalid
+from service.core.errors import ErrorKind, GatewayError, invalid
 from service.core.metrics import Metrics
 from service.embedder import Embedder
 from service.inference.backend import InferenceBackend, ServedModelInfo
-from training.tipsv2.preprocess import ImageDecodeError, decode_image, resize_short_side
+from service.inputs import image_error
+from training.tipsv2.decoding import ImageDecodeError, decode_image
+from training.tipsv2.preprocess import resize_short_side
 from training.tipsv2.prompts import TCL_TEMPLATES
 from training.tipsv2.windows import Window, short_side_size, sliding_windows
 
@@ -47,6 +49,7 @@ class LabelVectors:
 class Classifications:
     probabilities: np.ndarray  # (N, C)
     resolution: int
+    temperature: float
     cached_images: int
     labels: LabelVectors
 
@@ -86,14 +89,18 @@ class Recognizer:
         templates: list[str] | None,
         adapter: ResolvedAdapter | None,
         resolution: int | None,
+        temperature: float | None = None,
     ) -> Classifications:
+        """`temperature`: None is the model's own."""
         served = await self.backend.served_model()
+        temperature = served.temperature if temperature is None else temperature
         label_vectors = await self.label_vectors(tenant, labels, templates, adapter)
         embedded = await self.embedder.embed_images(tenant, images, adapter, resolution, with_patches=False)
         started = time.perf_counter()
-        probabilities = zeroshot.classify(embedded.cls1, label_vectors.vectors, served.temperature)
+        probabilities = zeroshot.classify(embedded.cls1, label_vectors.vectors, temperature)
         self._observe("classify", started, len(labels))
-        return Classifications(probabilities, embedded.grid * served.patch_size, embedded.cached, label_vectors)
+        resolution = embedded.grid * served.patch_size
+        return Classifications(probabilities, resolution, temperature, embedded.cached, label_vectors)
 
     async def segment(
         self,
@@ -106,6 +113,12 @@ class Recognizer:
         window: int | None,
         stride: int | None,
     ) -> Segmentation:
+        if mode == "whole" and stride is not None:
+            raise invalid(
+                "stride applies to mode=slide only; whole mode runs one window",
+                code="stride_without_slide",
+                param="stride",
+            )
         served = await self.backend.served_model()
         side = self._window(served, window)
         step = self._stride(side, stride) if mode == "slide" else None
@@ -170,14 +183,16 @@ class Recognizer:
         return np.stack([resized[w.top : w.bottom, w.left : w.right] for w in windows])
 
     def _decode(self, data: bytes) -> Image.Image:
+        """At full size (no JPEG draft): the label map has the displayed image's size."""
         try:
             return decode_image(data, self.limits.max_image_pixels)
         except ImageDecodeError as exc:
-            raise invalid(f"image: {exc}", code="invalid_image", param="image") from exc
+            raise image_error(exc, "image", "image") from exc
 
     def _check_work(self, labels: int, pixels: int) -> None:
         if labels * pixels > self.limits.max_segment_work:
-            raise invalid(
+            raise GatewayError(
+                ErrorKind.PAYLOAD_TOO_LARGE,
                 f"{labels} labels x {pixels} pixels exceeds the segmentation budget of "
                 f"{self.limits.max_segment_work}; send fewer labels or a smaller image",
                 code="segmentation_too_large",

@@ -69,7 +69,7 @@ async def _from_form(
 ) -> tuple[Options, list[bytes]]:
     max_fields = limits.max_labels + limits.max_templates + 32
     async with request.form(max_files=limits.max_items, max_fields=max_fields) as form:
-        options = _validate(options_model, _form_fields(form, options_model, field))
+        options = _validate(options_model, _form_fields(form, options_model, field), extra=(field,))
         items = list(enumerate(form.getlist(field)))
         return options, [await _file_bytes(item, field, i, limits.max_image_bytes) for i, item in items]
 
@@ -103,11 +103,15 @@ def _json_document(raw: bytes) -> Any:
         ) from exc
 
 
-def _validate(model: type[Options], data: Any) -> Options:
+def _validate(model: type[Options], data: Any, extra: tuple[str, ...] = ()) -> Options:
+    """Validates, or raises FastAPI's error with the accepted field names (`extra`: those sent otherwise, e.g. the
+    files of a form), so that an unknown field's message can name the expected one."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from exc
+        errors = exc.errors(include_url=False, include_context=False)
+        accepted = [*model.model_fields, *extra]
+        raise RequestValidationError([{**error, "accepted": accepted} for error in errors]) from exc
 
 
 def _form_fields(form: FormData, model: type[BaseModel], files_field: str) -> dict[str, Any]:
@@ -118,8 +122,13 @@ def _form_fields(form: FormData, model: type[BaseModel], files_field: str) -> di
             continue
         values = form.getlist(key)
         if any(isinstance(v, UploadFile) for v in values):
+            reason = (
+                "must be text, not a file"
+                if key in model.model_fields
+                else f"is not accepted: send the image file(s) as {files_field!r}"
+            )
             raise GatewayError(
-                ErrorKind.INVALID_REQUEST, f"form field {key!r} must not be a file", code="invalid_request", param=key
+                ErrorKind.INVALID_REQUEST, f"form field {key!r} {reason}", code="invalid_request", param=key
             )
         info = model.model_fields.get(key)
         fields[key] = values if info is not None and _is_list(info.annotation) else values[-1]

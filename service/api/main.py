@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import adapters, classify, embeddings, health, images, segment
+from service.api.routes import adapters, classify, embeddings, health, images, models, segment
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+api_router.include_router(models.router)
 api_router.include_router(embeddings.router)
 api_router.include_router(images.router)
 api_router.include_router(classify.router)

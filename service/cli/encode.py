@@ -22,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--image", nargs="+", action="extend", default=[], type=Path, help="image file(s)")
     parser.add_argument("--text", nargs="+", action="extend", default=[], help="text(s)")
     parser.add_argument("--resolution", type=int, help="square input size, a multiple of 14 (default: native)")
+    parser.add_argument(
+        "--no-jpeg-draft",
+        dest="jpeg_draft",
+        action="store_false",
+        help="decode large JPEGs at full size (the gateway's TIPS_LIMITS__JPEG_DRAFT=false)",
+    )
     parser.add_argument("--output", type=Path, required=True, help="the .npz to write")
     parser.set_defaults(func=_encode)
 
@@ -42,7 +48,7 @@ def _encode(args: argparse.Namespace) -> int:
     tokenizer_file = args.weights / TOKENIZER_FILE
     if args.text and not tokenizer_file.is_file():
         raise FileNotFoundError(f"{tokenizer_file} not found (texts need the official tokenizer.model)")
-    _write(args, load_images(args.image, resolution), tokenizer_file)
+    _write(args, load_images(args.image, resolution, args.jpeg_draft), tokenizer_file)
     return 0
 
 

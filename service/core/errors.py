@@ -7,6 +7,7 @@ Validation errors of FastAPI, unknown routes and unexpected exceptions are mappe
 
 from __future__ import annotations
 
+import difflib
 import logging
 from enum import Enum
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("service.errors")
@@ -86,17 +88,36 @@ def invalid(message: str, *, code: str = "invalid_request", param: str | None = 
     return GatewayError(ErrorKind.INVALID_REQUEST, message, code=code, param=param)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+def _validation_message(exc: RequestValidationError, request: Request) -> tuple[str, str | None]:
     errors = exc.errors()
     if not errors:
         return "invalid request", None
-    first = errors[0]
+    # A misspelt field also makes the intended one "missing": name the unknown one, with the expected name.
+    first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid value"))
     if first.get("type") == "json_invalid":
         return "request body is not valid JSON", None
+    if first.get("type") == "extra_forbidden" and param is not None:
+        return unknown_field_message(param, first.get("accepted") or _body_fields(request)), param
     return (f"{param}: {message}" if param else message), param
+
+
+def unknown_field_message(name: str, accepted: list[str]) -> str:
+    """`unknown field 'image'; did you mean 'images'? (accepted: ...)`, the accepted names when known."""
+    message = f"unknown field {name!r}"
+    close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    return message + (f" (accepted: {', '.join(accepted)})" if accepted else "")
+
+
+def _body_fields(request: Request) -> list[str]:
+    """Field names of the route's JSON body model, when the route declares one."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -113,7 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"send a JSON body with Content-Type: application/json (got {content_type.split(';')[0]})",
                 code="unsupported_content_type",
             ).response()
-        message, param = _validation_message(exc)
+        message, param = _validation_message(exc, request)
         malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
         return GatewayError(
             ErrorKind.INVALID_REQUEST,

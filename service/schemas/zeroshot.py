@@ -33,6 +33,13 @@ class ZeroShotOptions(BaseModel):
 
 class ClassifyOptions(ZeroShotOptions):
     resolution: int | None = Field(None, description="Square input size; one of the served resolutions")
+    temperature: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="Softmax temperature of `softmax(cos / temperature)`; omitted: the model's own "
+        "(`classify_temperature` in GET /v1/models; 0.01 for the official checkpoints' scale)",
+    )
 
 
 class ClassifyRequest(ClassifyOptions):
@@ -60,6 +67,7 @@ class ClassifyResponse(BaseModel):
     model: str
     adapter: AdapterUsed | None = None
     resolution: int
+    temperature: float = Field(description="The temperature used (the request's, else the model's)")
     usage: ClassifyUsage
 
 
@@ -70,7 +78,9 @@ class SegmentOptions(ZeroShotOptions):
         "window, then overlapping windows (the official evaluation protocol)",
     )
     window: int | None = Field(None, description="Window side in pixels; one of the served resolutions")
-    stride: int | None = Field(None, ge=1, description="Slide mode: window step in pixels (default 3/4 window)")
+    stride: int | None = Field(
+        None, ge=1, description="Slide mode only (refused with whole): window step in pixels (default 3/4 window)"
+    )
 
 
 class SegmentRequest(SegmentOptions):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -84,6 +85,9 @@ BAD_FILES = {
     "pdf": b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF",
     "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
     "text": b"just some text, not an image",
+}
+# Every "too large" is a 413 (defect 6): above the pixel limit as above the byte limit.
+TOO_MANY_PIXELS = {
     "decompression bomb (header)": header_bomb(),
     "decompression bomb (real)": real_bomb(),
 }
@@ -127,6 +131,16 @@ def image_cases() -> list[tuple[str, Call, int, str]]:
                 "invalid_image",
             ),
             (f"segment: {what}", json_post("/v1/segment", {"image": b64(data), "labels": ["a"]}), 400, "invalid_image"),
+        ]
+    for what, data in TOO_MANY_PIXELS.items():
+        cases += [
+            (f"embed/image: {what}", json_post("/v1/embed/image", {"images": [b64(data)]}), 413, "image_too_large"),
+            (
+                f"segment: {what}",
+                json_post("/v1/segment", {"image": b64(data), "labels": ["a"]}),
+                413,
+                "image_too_large",
+            ),
         ]
     cases += [
         ("oversized image json", json_post("/v1/embed/image", {"images": [b64(OVERSIZED)]}), 413, "image_too_large"),
@@ -394,6 +408,94 @@ def test_bad_input_gets_a_json_4xx(gateway: TestClient, call: Call, status: int,
     error = response.json()["error"]
     assert set(error) == {"type", "code", "message", "param"} and error["message"]
     assert error["code"] == code, error
+    assert not re.search(r"0x[0-9a-fA-F]{6,}|object at|<[a-zA-Z_]+\.[a-zA-Z_.]+", error["message"]), error  # no repr
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "message", "param"),
+    [
+        (  # defect 3: used to be "cannot identify image file <_io.BytesIO object at 0x...>"
+            json_post("/v1/embed/image", {"images": [b64(GOOD), b64(b"just some text")]}),
+            400,
+            "images[1]: the bytes are text, not an image",
+            "images",
+        ),
+        (
+            json_post("/v1/segment", {"image": b64(BAD_FILES["pdf"]), "labels": ["a"]}),
+            400,
+            "image: a PDF document is not an image",
+            "image",
+        ),
+        (
+            json_post("/v1/embed/image", {"images": [b64(GOOD[:200])]}),
+            400,
+            "images[0]: the PNG data is truncated",
+            "images",
+        ),
+        (  # defect 6: the pixel limit is a 413 like every size limit
+            json_post("/v1/embed/image", {"images": [b64(real_bomb())]}),
+            413,
+            "images[0]: image is 3000x2000 pixels, above the limit of 4000000",
+            "images",
+        ),
+        (  # defect 4: wrong field names name the expected one
+            form_post("/v1/embed/image", [("image", ("f", GOOD))]),
+            400,
+            "form field 'image' is not accepted: send the image file(s) as 'images'",
+            "image",
+        ),
+        (
+            form_post("/v1/segment", [("images", ("f", GOOD))], {"labels": "a"}),
+            400,
+            "form field 'images' is not accepted: send the image file(s) as 'image'",
+            "images",
+        ),
+        (
+            json_post("/v1/embed/image", {"image": b64(GOOD)}),
+            422,
+            "unknown field 'image'; did you mean 'images'?",
+            "image",
+        ),
+        (
+            json_post("/v1/segment", {"images": [b64(GOOD)], "labels": ["a"]}),
+            422,
+            "unknown field 'images'; did you mean 'image'?",
+            "images",
+        ),
+        (
+            json_post("/v1/embeddings", {"inputs": ["a"]}),
+            422,
+            "unknown field 'inputs'; did you mean 'input'? (accepted: input, model,",
+            "inputs",
+        ),
+        (
+            form_post("/v1/classify", [("images", ("f", GOOD))], {"labels": "a", "lables": "b"}),
+            422,
+            "unknown field 'lables'; did you mean 'labels'?",
+            "lables",
+        ),
+        (  # defect 8: stride is not silently ignored in whole mode
+            json_post("/v1/segment", {"image": b64(GOOD), "labels": ["a"], "stride": 50}),
+            400,
+            "stride applies to mode=slide only",
+            "stride",
+        ),
+        (
+            json_post("/v1/classify", {"images": [b64(GOOD)], "labels": ["a"], "temperature": 0}),
+            422,
+            "temperature: Input should be greater than 0",
+            "temperature",
+        ),
+    ],
+)
+def test_errors_name_the_field_and_the_reason(
+    gateway: TestClient, call: Call, status: int, message: str, param: str
+) -> None:
+    response = call(gateway)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"].startswith(message), error
+    assert error["param"] == param, error
 
 
 def test_gateway_still_serves_after_the_corpus(gateway: TestClient) -> None:

@@ -13,22 +13,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.tipsv2.decoding import ImageDecodeError, decode_image
 from training.tipsv2.model import TIPSv2
-from training.tipsv2.preprocess import ImageDecodeError, check_resolution, decode_image, resize_uint8, to_model_input
+from training.tipsv2.preprocess import check_resolution, resize_uint8, to_model_input
 from training.tipsv2.tokenizer import Tokenizer
 
 OUTPUT_KEYS = ("image_cls", "image_cls2", "image_patch_tokens", "text_embeddings")
 
 
-def load_image_file(path: str | Path, resolution: int) -> np.ndarray:
-    """An image file -> float32 (3, resolution, resolution) model input; errors name the file."""
+def load_image_file(path: str | Path, resolution: int, jpeg_draft: bool = True) -> np.ndarray:
+    """An image file -> float32 (3, resolution, resolution) model input, decoded as the gateway decodes (rules in
+    `decoding`; `jpeg_draft` as the gateway's TIPS_LIMITS__JPEG_DRAFT); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     try:
-        return to_model_input(resize_uint8(decode_image(path.read_bytes()), resolution))
+        image = decode_image(path.read_bytes(), min_size=resolution if jpeg_draft else None)
     except ImageDecodeError as exc:
-        raise ImageDecodeError(f"{path}: {exc}") from exc
+        raise type(exc)(f"{path}: {exc}") from exc
+    return to_model_input(resize_uint8(image, resolution))
 
 
 @torch.no_grad()
@@ -61,12 +64,12 @@ def encode_texts(model: TIPSv2, tokenizer: Tokenizer, texts: Sequence[str], batc
     return out
 
 
-def load_images(image_files: Sequence[str | Path], resolution: int) -> np.ndarray:
+def load_images(image_files: Sequence[str | Path], resolution: int, jpeg_draft: bool = True) -> np.ndarray:
     """Image files -> float32 (N, 3, resolution, resolution) model inputs; the first bad file raises, naming it."""
     check_resolution(resolution)
     pixels = np.zeros((len(image_files), 3, resolution, resolution), np.float32)
     for i, path in enumerate(image_files):
-        pixels[i] = load_image_file(path, resolution)
+        pixels[i] = load_image_file(path, resolution, jpeg_draft)
     return pixels
 
 

@@ -4,51 +4,25 @@ Official (`pytorch/run_image_encoder_inference.py`): `Resize((448, 448))` (PIL b
 in [0, 1], **no** mean/std normalisation (its `Normalize((0, 0, 0), (1, 1, 1))` is the identity). Any multiple of the
 patch size works as resolution. Here the resize happens on PIL and the result stays uint8 (H, W, 3) so that clients
 and the gateway ship a quarter of the bytes; `to_model_input` does the exact `/ 255` of `ToTensor`.
-Zero-shot segmentation resizes differently (short side, bicubic): `resize_short_side`.
+Zero-shot segmentation resizes differently (short side, bicubic): `resize_short_side`. Bytes become an upright RGB
+image by `decoding.decode_image`, the one decoding path of the gateway and `tipsv2 encode`.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 from PIL import Image
 
+from training.tipsv2.decoding import decode_image
 from training.tipsv2.windows import short_side_size
 
 PATCH_SIZE = 14
-
-
-class ImageDecodeError(ValueError):
-    """The bytes are not an image PIL can decode safely."""
 
 
 def check_resolution(resolution: int, patch_size: int = PATCH_SIZE) -> int:
     if resolution <= 0 or resolution % patch_size:
         raise ValueError(f"resolution {resolution} is not a positive multiple of the patch size {patch_size}")
     return resolution
-
-
-def decode_image(data: bytes, max_pixels: int = 40_000_000) -> Image.Image:
-    """Decodes image bytes to RGB, refusing decompression bombs and truncated files instead of guessing."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageDecodeError(f"image is {width}x{height} pixels, above the limit of {max_pixels}")
-            image.load()
-    except ImageDecodeError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"image refused as a decompression bomb: {exc}") from exc
-    except Exception as exc:  # PIL raises many types (OSError, SyntaxError, ValueError, struct.error, ...)
-        raise ImageDecodeError(f"not a decodable image: {exc}") from exc
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return image
 
 
 def resize_uint8(image: Image.Image, resolution: int) -> np.ndarray:
@@ -75,6 +49,7 @@ def to_model_input(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(chw, dtype=np.float32) / np.float32(255.0)
 
 
-def preprocess(data: bytes, resolution: int = 448) -> np.ndarray:
+def preprocess(data: bytes, resolution: int = 448, jpeg_draft: bool = True) -> np.ndarray:
     """Image bytes → float32 (3, resolution, resolution) model input."""
-    return to_model_input(resize_uint8(decode_image(data), resolution))
+    image = decode_image(data, min_size=resolution if jpeg_draft else None)
+    return to_model_input(resize_uint8(image, resolution))

@@ -33,7 +33,8 @@ ClassifyBody = Annotated[
     openapi_extra=request_body_openapi(ClassifyRequest, ClassifyOptions, "images", many=True),
 )
 async def classify(state: StateDep, tenant: TenantDep, body: ClassifyBody) -> ClassifyResponse:
-    """Scores each image against the labels: `softmax(cos(image CLS1, label) / temperature)`.
+    """Scores each image against the labels: `softmax(cos(image CLS1, label) / temperature)`, `temperature` the
+    request's or the model's own (GET /v1/models).
 
     A label's embedding averages its prompts (`templates`, default the official 9); prompt embeddings are cached.
     """
@@ -45,7 +46,7 @@ async def classify(state: StateDep, tenant: TenantDep, body: ClassifyBody) -> Cl
             raise error
         adapter = await state.resolve_adapter(tenant, options.adapter)
         result = await state.recognizer.classify(
-            tenant, body.images, options.labels, options.templates, adapter, options.resolution
+            tenant, body.images, options.labels, options.templates, adapter, options.resolution, options.temperature
         )
     data = [
         Classification(index=i, label=options.labels[int(row.argmax())], probabilities=[float(p) for p in row])
@@ -57,6 +58,7 @@ async def classify(state: StateDep, tenant: TenantDep, body: ClassifyBody) -> Cl
         model=served.model_name,
         adapter=adapter_used(adapter),
         resolution=result.resolution,
+        temperature=result.temperature,
         usage=ClassifyUsage(
             images=len(body.images),
             cached_images=result.cached_images,

@@ -93,4 +93,4 @@ def test_zeroshot_echoes_the_adapter(tenants_api: TestClient) -> None:
 def test_segmentation_work_is_bounded(api: TestClient) -> None:
     big = png((1500, 1000))  # 1.5 MP x 100 labels = 1.5e8 > 2^27
     response = api.post("/v1/segment", json={"image": b64(big), "labels": [f"l{i}" for i in range(100)]}, headers=AUTH)
-    assert response.status_code == 400 and response.json()["error"]["code"] == "segmentation_too_large"
+    assert response.status_code == 413 and response.json()["error"]["code"] == "segmentation_too_large"  # a size limit

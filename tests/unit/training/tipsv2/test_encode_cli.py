@@ -91,7 +91,7 @@ def test_encode_with_texts_only_gives_empty_image_arrays(tiny_weights: Path, tmp
     [
         (["--resolution", "230"], "not a positive multiple of the patch size 14"),
         (["--image", "missing.png"], "image missing.png does not exist"),
-        (["--image", "broken.png"], "broken.png: not a decodable image"),
+        (["--image", "broken.png"], "broken.png: the PNG data is truncated or corrupt"),
         ([], "nothing to encode"),
     ],
 )
