@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml scripts/install_tools.sh
 	bash scripts/install_tools.sh $(VENV)
 	touch $(STAMP)
 
+# Ports and the build directory of `make serve`, e.g. `make serve PORT=9080 TRITON_PORTS="9000 9001 9002"`.
+PORT ?= 8080
+TRITON_PORTS ?= 8000 8001 8002
+REDIS_PORT ?= 6379
+LOCAL_DIR ?= build/local
+
 serve: $(STAMP)
-	$(BIN)/tipsv2 local up
+	$(BIN)/tipsv2 local up --dir $(LOCAL_DIR) --port $(PORT) --triton-ports $(TRITON_PORTS) --redis-port $(REDIS_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check service training tests bench

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
-import logging
 import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from service.local.redis_server import RedisServer
+from service.local.steps import quiet_libraries, step
 from service.triton.repository import MANIFEST, RepositoryOptions
 from service.triton.server import TritonServer
 
-log = logging.getLogger(__name__)
 LOCAL_DEV_KEY = "tipsv2-local-dev-key"  # development only: the gateway refuses any dev key in production
 
 
@@ -44,15 +46,16 @@ class LocalStack:
         """Builds the weights and the repository unless they are already there (delete build/local to rebuild)."""
         from training.export.pipeline import build_local_weights, export_repository
 
+        quiet_libraries()
         if not (self.weights / "tokenizer.model").is_file():
-            log.info("building the %s model in %s", self.variant, self.weights)
-            build_local_weights(self.weights, self.variant)
+            with step(f"building the {self.variant} model (seeded weights, tokenizer) in {self.weights}"):
+                build_local_weights(self.weights, self.variant)
         manifest = self.repository / MANIFEST
         store = str(self.adapters.resolve())
         if not manifest.is_file() or json.loads(manifest.read_text())["options"]["adapter_store"] != store:
-            log.info("exporting the model repository to %s", self.repository)
-            self.adapters.mkdir(parents=True, exist_ok=True)
-            export_repository(self.weights, self.variant, self.repository, RepositoryOptions(adapter_store=store))
+            with step(f"exporting the Triton repository (ONNX trunks checked against PyTorch) to {self.repository}"):
+                self.adapters.mkdir(parents=True, exist_ok=True)
+                export_repository(self.weights, self.variant, self.repository, RepositoryOptions(adapter_store=store))
 
     def gateway_env(self) -> dict[str, str]:
         return {
@@ -77,12 +80,17 @@ class LocalStack:
         )
         # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the servers stop.
         signal.signal(signal.SIGTERM, _exit_on_signal)
-        with redis, triton:
+        with contextlib.ExitStack() as servers:
+            with step(f"redis-server on :{self.redis_port}"):
+                servers.enter_context(redis)
+            with step(
+                f"tritonserver on :{self.triton_grpc_port} (http :{self.triton_http_port}, metrics "
+                f":{self.triton_metrics_port}; log {triton.log_path})",
+                progress=triton.models_ready,
+            ):
+                servers.enter_context(triton)
             os.environ.update(self.gateway_env())
-            print(
-                f"redis :{self.redis_port}  triton :{self.triton_grpc_port} (metrics :{self.triton_metrics_port})"
-                f"  gateway http://127.0.0.1:{self.gateway_port}"
-            )
+            print(f"gateway on http://127.0.0.1:{self.gateway_port} (docs: /docs); Ctrl-C stops everything")
             print(
                 f"try: curl -s localhost:{self.gateway_port}/v1/embeddings -H 'Authorization: Bearer "
                 f"{os.environ['TIPS_DEV_API_KEY']}' -H 'Content-Type: application/json' -d '{{\"input\": \"a red "
@@ -92,9 +100,19 @@ class LocalStack:
                 "service.main:app",
                 host="127.0.0.1",
                 port=self.gateway_port,
-                log_level="info",
+                log_config=quiet_uvicorn_logging(),
                 timeout_graceful_shutdown=10,
             )
+
+
+def quiet_uvicorn_logging() -> dict[str, Any]:
+    """uvicorn's logging with its start-up lines (server process, lifespan, "running on") at WARNING; requests are
+    still logged, one line each."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["uvicorn.error"]["level"] = "WARNING"
+    return config
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

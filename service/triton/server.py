@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -147,6 +148,16 @@ class TritonServer:
                 return int(r.status) == 200
         except (urllib.error.URLError, OSError):
             return False
+
+    def models_ready(self) -> tuple[int, int]:
+        """(models READY, models in the repository) from Triton's repository index; (0, 0) until it answers."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}/v2/repository/index", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:
+                index = json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return 0, 0
+        return sum(m.get("state") == "READY" for m in index), len(index)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
