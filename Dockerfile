@@ -36,9 +36,9 @@ USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
-# uvicorn drains in-flight requests for up to 30 s on SIGTERM (Kubernetes gives 40: terminationGracePeriodSeconds).
-CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8080", "--timeout-graceful-shutdown", "30", \
-     "--no-server-header"]
+# TIPS_WORKERS processes (service/workers.py); each drains in-flight requests for up to 30 s on SIGTERM (Kubernetes
+# gives 40: terminationGracePeriodSeconds).
+CMD ["python", "-m", "service.workers", "--host", "0.0.0.0", "--port", "8080", "--graceful-s", "30"]
 
 FROM sources AS trainer
 ARG TORCH_SPEC=torch==2.13.0

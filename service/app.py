@@ -9,18 +9,20 @@ from wsgiref.simple_server import WSGIServer
 
 from fastapi import FastAPI
 from prometheus_client import start_http_server
+from starlette.types import Receive, Scope, Send
 
 from service.adapters.manager import AdapterManager
 from service.adapters.notifier import AdapterNotifier
 from service.adapters.registry import AdapterRegistry
 from service.adapters.store import AdapterStore
+from service.api import hotpath
 from service.api.docs import install_docs
 from service.api.main import api_router
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.cache import EmbeddingCache
 from service.core.config import Settings, get_settings
 from service.core.errors import install_error_handlers
-from service.core.metrics import Metrics
+from service.core.metrics import Metrics, multiprocess
 from service.core.redis import RedisBreaker, make_client
 from service.core.security import KeyRing
 from service.embedder import Embedder
@@ -49,7 +51,7 @@ def build_state(
         backend = TritonBackend(settings.triton, metrics)
     redis = make_client(settings.redis)
     breaker = RedisBreaker(settings.redis.retry_interval_s, metrics)
-    cache = EmbeddingCache(redis, breaker, settings.redis.cache_ttl_s)
+    cache = EmbeddingCache(redis, breaker, settings.redis.cache_ttl_s, settings.redis.local_cache_bytes)
     embedder = Embedder(backend, cache, Tokenizer(settings.tokenizer_path), metrics, settings.limits)
     store = AdapterStore(settings.adapter_store) if settings.adapter_store is not None else None
     registry = AdapterRegistry(store, settings.adapters.revalidate_s, metrics)
@@ -73,15 +75,28 @@ def build_state(
 
 
 def _start_metrics_server(port: int, metrics: Metrics) -> WSGIServer | None:
-    """Serves the registry on its own port (a thread), so the public API port does not expose it."""
-    if not port:
+    """Serves the registry on its own port (a thread), so the public API port does not expose it. Several workers
+    (multiprocess mode) leave the port to the process that supervises them (`service.workers`)."""
+    if not port or multiprocess():
         return None
     server, _thread = start_http_server(port, addr="0.0.0.0", registry=metrics.registry)
     log.info("metrics on port %d (not on the API port)", port)
     return server
 
 
-def create_app(settings: Settings | None = None, backend: InferenceBackend | None = None) -> FastAPI:
+class GatewayApp(FastAPI):
+    """FastAPI for every route, with the hot JSON endpoints served straight from ASGI (`service.api.hotpath`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = hotpath.hot_route(scope)
+        state: AppState | None = getattr(self.state, "tipsv2", None)
+        if handler is None or state is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await hotpath.serve(state, handler, scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, backend: InferenceBackend | None = None) -> GatewayApp:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     metrics = Metrics()
@@ -101,7 +116,7 @@ def create_app(settings: Settings | None = None, backend: InferenceBackend | Non
                 metrics_server.shutdown()
             await state.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title=TITLE, version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
     )
     install_docs(app, TITLE)  # offline: the assets come from a package, not a CDN

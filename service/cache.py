@@ -4,6 +4,10 @@ Keys: `tipsv2:emb:{model_id}:{tenant}:{adapter}:{modality}:{options}:{sha256(con
 model versions, tenants (not even for the base model: a shared entry would tell one tenant, by its latency, what
 another embedded), adapter versions, modalities or output options. Values are raw little-endian float32 bytes.
 
+Each gateway process keeps the entries it read or wrote last in a bounded in-process LRU in front of Redis
+(`LocalCache`): entries are immutable by key (the key names everything the value depends on), so a local copy is
+never stale, and a repeated input costs no round trip. Keys are exactly Redis's, tenant and adapter version included.
+
 Redis is an optimisation, never a dependency: every failure or timeout counts as a miss, is counted in metrics, and
 opens the shared circuit breaker (`service.core.redis`) during which Redis is not asked at all, so a dead or slow
 Redis costs requests nothing but the cache.
@@ -12,7 +16,9 @@ Redis costs requests nothing but the cache.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -30,21 +36,74 @@ def cache_key(model_id: str, tenant: str, adapter: str, modality: str, options: 
     return f"tipsv2:emb:{model_id}:{tenant}:{adapter or '-'}:{modality}:{options}:{digest}"
 
 
+class LocalCache:
+    """A bounded LRU of cache values by key, in bytes of values held (0 disables it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.held = 0
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> bytes | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.held -= len(old)
+        self._entries[key] = value
+        self.held += len(value)
+        while self.held > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.held -= len(evicted)
+
+
+class Quota(Protocol):
+    """A rate-limit check that can read cache keys in its own round trip (`service.ratelimit.TenantQuota`)."""
+
+    async def check_and_read(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """Raises GatewayError(RATE_LIMITED) when refused; the values, or None when Redis was not asked."""
+        ...
+
+
 class EmbeddingCache:
-    def __init__(self, client: aioredis.Redis, breaker: RedisBreaker, ttl_s: int) -> None:
+    def __init__(self, client: aioredis.Redis, breaker: RedisBreaker, ttl_s: int, local_bytes: int = 0) -> None:
         self.client = client
         self.breaker = breaker
         self.ttl_s = ttl_s
+        self.local = LocalCache(local_bytes)
 
     @property
     def up(self) -> bool:
         return self.breaker.up
 
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        if not keys or not self.breaker.available():
+    async def get_many(self, keys: Sequence[str], quota: Quota | None = None) -> list[bytes | None]:
+        """Values by key (None: miss), from the local LRU, then Redis. A `quota` is checked in the same round trip
+        as the Redis read (or alone when the LRU answered every key) and raises when it refuses."""
+        values = [self.local.get(key) for key in keys]
+        missing = [i for i, value in enumerate(values) if value is None]
+        fetched = await quota.check_and_read([keys[i] for i in missing]) if quota is not None else None
+        if fetched is None and missing:
+            fetched = await self._mget([keys[i] for i in missing])
+        for i, value in zip(missing, fetched or (), strict=False):
+            if value is not None:
+                values[i] = value
+                self.local.put(keys[i], value)
+        return values
+
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        if not self.breaker.available():
             return [None] * len(keys)
         try:
-            values = await self.client.mget(list(keys))
+            values = await self.client.mget(keys)
         except (RedisError, OSError) as exc:
             self.breaker.failed("get", exc)
             return [None] * len(keys)
@@ -52,6 +111,8 @@ class EmbeddingCache:
         return [v.encode() if isinstance(v, str) else v for v in values]
 
     async def set_many(self, items: dict[str, bytes]) -> None:
+        for key, value in items.items():
+            self.local.put(key, value)
         if not items or not self.breaker.available():
             return
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.adapters.registry import ResolvedAdapter
-from service.cache import EmbeddingCache, cache_key, content_hash, decode_vector, encode_vector
+from service.cache import EmbeddingCache, Quota, cache_key, content_hash, decode_vector, encode_vector
 from service.core.config import LimitSettings
 from service.core.errors import ErrorKind, GatewayError, invalid
 from service.core.metrics import Metrics
@@ -65,15 +65,21 @@ class Embedder:
         return ids, lengths
 
     async def embed_texts(
-        self, tenant: str, texts: list[str], adapter: ResolvedAdapter | None, truncate: bool = True
+        self,
+        tenant: str,
+        texts: list[str],
+        adapter: ResolvedAdapter | None,
+        truncate: bool = True,
+        quota: Quota | None = None,
     ) -> TextResult:
+        """`quota`: the tenant's rate limit, checked in the cache read's round trip (raises when it refuses)."""
         served = await self.backend.served_model()
         ids, lengths = self.tokenize(texts, truncate)
         adapter_id = adapter.id_for("text") if adapter else ""
         keys = [
             cache_key(served.model_id, tenant, adapter_id, "text", "raw", content_hash(row.tobytes())) for row in ids
         ]
-        cached = await self.cache.get_many(keys)
+        cached = await self.cache.get_many(keys, quota)
         vectors = np.zeros((len(texts), served.embed_dim), dtype=np.float32)
         misses = []
         for i, raw in enumerate(cached):
@@ -95,6 +101,7 @@ class Embedder:
         adapter: ResolvedAdapter | None,
         resolution: int | None,
         with_patches: bool,
+        quota: Quota | None = None,
     ) -> ImageResult:
         served = await self.backend.served_model()
         resolution = self._resolution(served, resolution)
@@ -104,7 +111,7 @@ class Embedder:
         options = f"r{resolution}" + ("+patches" if with_patches else "") + "+" + rules_tag(self.limits.jpeg_draft)
         keys = [cache_key(served.model_id, tenant, adapter_id, "image", options, content_hash(data)) for data in images]
         per_item = D * (2 + (grid * grid if with_patches else 0))
-        cached = await self.cache.get_many(keys)
+        cached = await self.cache.get_many(keys, quota)
         flat = np.zeros((len(images), per_item), dtype=np.float32)
         misses = []
         for i, raw in enumerate(cached):

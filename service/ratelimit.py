@@ -6,6 +6,9 @@ admitted when `previous * (1 - elapsed / window) + current < limit`, the usual s
 Lua script, so replicas racing on the same tenant cannot overshoot, and a refused request does not consume budget.
 A refusal is a 429 with `Retry-After`, the seconds until the estimate drops below the limit.
 
+The embedding endpoints need Redis twice per request, for the quota and for the cache: `check_and_read` does both in
+one round trip (the same script, given the cache keys to read once the request is admitted).
+
 When Redis cannot be asked the limiter fails open: the request is admitted, counted in
 `tipsv2_rate_limit_unchecked_total`, and the shared breaker keeps the limiter off Redis for its retry interval.
 Availability of the product beats exactness of a quota during a Redis outage; in-flight bounds still protect the
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -27,8 +30,9 @@ from service.core.errors import ErrorKind, GatewayError
 from service.core.metrics import Metrics
 from service.core.redis import RedisBreaker
 
-# KEYS: current window counter, previous window counter. ARGV: limit, weight of the previous window, ttl (s).
-# Returns {admitted (0/1), current count, previous count}.
+# KEYS: current window counter, previous window counter, then any cache keys to read once admitted.
+# ARGV: limit, weight of the previous window, ttl (s).
+# Returns {admitted (0/1), current count, previous count, the cache values (nil when absent) if admitted}.
 SLIDING_WINDOW = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -37,7 +41,14 @@ if previous * tonumber(ARGV[2]) + current + 1 > tonumber(ARGV[1]) then
 end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-return {1, current + 1, previous}
+local reply = {1, current + 1, previous}
+if #KEYS > 2 then
+  local values = redis.call('MGET', unpack(KEYS, 3))
+  for i = 1, #values do
+    reply[3 + i] = values[i]
+  end
+end
+return reply
 """
 
 
@@ -77,34 +88,63 @@ class RateLimiter:
         self._script = client.register_script(SLIDING_WINDOW)
 
     async def check(self, tenant: str) -> Decision:
+        decision, _ = await self.check_and_read(tenant, ())
+        return decision
+
+    async def check_and_read(self, tenant: str, keys: Sequence[str]) -> tuple[Decision, list[bytes | None] | None]:
+        """The tenant's decision and, when Redis was asked and admitted the request, the values of `keys` (None where
+        absent) read in the same round trip. The values are None when Redis was not asked: an unlimited tenant, or
+        Redis unavailable (admitted unchecked)."""
         limit = self.settings.limit_for(tenant)
         if limit <= 0:
-            return Decision(True)
+            return Decision(True), None
         if not self.breaker.available():
             self.metrics.rate_limit_unchecked.inc()
-            return Decision(True, checked=False)
+            return Decision(True, checked=False), None
         window = self.settings.window_s
         now = self.clock()
         index, elapsed = divmod(now, window)
-        keys = [f"tipsv2:rl:{tenant}:{int(index)}", f"tipsv2:rl:{tenant}:{int(index) - 1}"]
+        counters = [f"tipsv2:rl:{tenant}:{int(index)}", f"tipsv2:rl:{tenant}:{int(index) - 1}"]
         try:
-            admitted, current, previous = await self._script(keys=keys, args=[limit, 1 - elapsed / window, 2 * window])
+            reply = await self._script(keys=[*counters, *keys], args=[limit, 1 - elapsed / window, 2 * window])
         except (RedisError, OSError) as exc:
             self.breaker.failed("ratelimit", exc)
             self.metrics.rate_limit_unchecked.inc()
-            return Decision(True, checked=False)
+            return Decision(True, checked=False), None
         self.breaker.succeeded()
+        admitted, current, previous = reply[:3]
         if admitted:
-            return Decision(True)
+            # Lua drops trailing nils from a table: absent values past the last present one are missing from reply.
+            values = list(reply[3:]) + [None] * (len(keys) - len(reply) + 3)
+            return Decision(True), [v.encode() if isinstance(v, str) else v for v in values]
         self.metrics.rate_limited.labels(tenant).inc()
-        return Decision(False, retry_after(limit, window, elapsed, int(current), int(previous)))
+        return Decision(False, retry_after(limit, window, elapsed, int(current), int(previous))), None
+
+    def refusal(self, tenant: str, decision: Decision) -> GatewayError:
+        return GatewayError(
+            ErrorKind.RATE_LIMITED,
+            f"rate limit of {self.settings.limit_for(tenant)} requests per {self.settings.window_s} s exceeded",
+            code="rate_limited",
+            retry_after=decision.retry_after_s,
+        )
+
+    def quota(self, tenant: str) -> TenantQuota:
+        """The tenant's check, to ride along with a cache read (`EmbeddingCache.get_many`)."""
+        return TenantQuota(self, tenant)
 
     async def enforce(self, tenant: str) -> None:
         decision = await self.check(tenant)
         if not decision.admitted:
-            raise GatewayError(
-                ErrorKind.RATE_LIMITED,
-                f"rate limit of {self.settings.limit_for(tenant)} requests per {self.settings.window_s} s exceeded",
-                code="rate_limited",
-                retry_after=decision.retry_after_s,
-            )
+            raise self.refusal(tenant, decision)
+
+
+@dataclass(frozen=True)
+class TenantQuota:
+    limiter: RateLimiter
+    tenant: str
+
+    async def check_and_read(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        decision, values = await self.limiter.check_and_read(self.tenant, keys)
+        if not decision.admitted:
+            raise self.limiter.refusal(self.tenant, decision)
+        return values

@@ -1,4 +1,4 @@
-"""`tipsv2 gateway`: run the FastAPI gateway with uvicorn (settings from TIPS_* environment variables)."""
+"""`tipsv2 gateway`: run the HTTP gateway (settings from TIPS_* environment variables); see `service.workers`."""
 
 from __future__ import annotations
 
@@ -6,22 +6,17 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("gateway", help="run the HTTP gateway")
+    parser = subparsers.add_parser("gateway", help="run the HTTP gateway (several worker processes, one per core)")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=None, help="default: TIPS_WORKERS (0 = one per CPU)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import uvicorn
+    from service.workers import main
 
-    uvicorn.run(
-        "service.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        timeout_graceful_shutdown=30,
-    )
-    return 0
+    argv = ["--host", args.host, "--port", str(args.port)]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    return main(argv)

@@ -24,6 +24,9 @@ class TritonSettings(BaseModel):
     # Cap of gRPC's reconnect backoff. Its default grows to 120 s, so a gateway that saw Triton down for a while
     # would keep answering 503 for up to two minutes after Triton is back; a reconnect attempt is one cheap connect.
     reconnect_backoff_s: float = Field(0.5, gt=0)
+    # Cross-request batching (service/inference/batching.py): calls in flight per model and input shape before
+    # further requests wait for one to return and then go together in one call. 0 sends every request at once.
+    max_calls_in_flight: int = Field(2, ge=0)
 
 
 class RedisSettings(BaseModel):
@@ -31,6 +34,9 @@ class RedisSettings(BaseModel):
     cache_ttl_s: int = Field(7 * 24 * 3600, gt=0)
     socket_timeout_s: float = Field(0.25, gt=0)  # a slow Redis must not slow requests: treat it as a miss
     retry_interval_s: float = Field(1.0, ge=0)  # after a failure, skip Redis this long before trying again
+    # Each gateway process's LRU of cache values in front of Redis (bytes of values; 0 disables it). Values are
+    # immutable by key, so the copy is never stale; a repeated input then costs no Redis round trip.
+    local_cache_bytes: int = Field(64 << 20, ge=0)
 
 
 class LimitSettings(BaseModel):
@@ -90,6 +96,9 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     log_level: str = "INFO"
+    # Gateway processes per pod (`python -m service.workers`), each pinned to its own core; 0 = one per CPU the pod
+    # may use. More than one switches Prometheus metrics to multiprocess mode (see service/workers.py).
+    workers: int = Field(1, ge=0)
     # 0 serves /metrics on the API port (development). A port number serves it there instead and the API port stops
     # answering /metrics: tenant ids and traffic volumes are then visible only to what may reach that port.
     metrics_port: int = Field(0, ge=0, le=65535)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -88,20 +89,24 @@ def invalid(message: str, *, code: str = "invalid_request", param: str | None = 
     return GatewayError(ErrorKind.INVALID_REQUEST, message, code=code, param=param)
 
 
-def _validation_message(exc: RequestValidationError, request: Request) -> tuple[str, str | None]:
-    errors = exc.errors()
+def validation_error(errors: Sequence[Any], accepted: Sequence[str] = ()) -> GatewayError:
+    """Schema errors (pydantic's or FastAPI's error dicts) as the one error: 400 for a body that is not JSON, 422 for
+    JSON that violates the schema, naming the offending field. `accepted`: the body's field names, for the message
+    about an unknown field."""
     if not errors:
-        return "invalid request", None
+        return GatewayError(ErrorKind.INVALID_REQUEST, "invalid request", code="validation_error", status=422)
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return GatewayError(ErrorKind.INVALID_REQUEST, "request body is not valid JSON", code="malformed_json")
     # A misspelt field also makes the intended one "missing": name the unknown one, with the expected name.
     first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid value"))
-    if first.get("type") == "json_invalid":
-        return "request body is not valid JSON", None
     if first.get("type") == "extra_forbidden" and param is not None:
-        return unknown_field_message(param, first.get("accepted") or _body_fields(request)), param
-    return (f"{param}: {message}" if param else message), param
+        message = unknown_field_message(param, first.get("accepted") or list(accepted))
+    elif param:
+        message = f"{param}: {message}"
+    return GatewayError(ErrorKind.INVALID_REQUEST, message, code="validation_error", param=param, status=422)
 
 
 def unknown_field_message(name: str, accepted: list[str]) -> str:
@@ -134,15 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"send a JSON body with Content-Type: application/json (got {content_type.split(';')[0]})",
                 code="unsupported_content_type",
             ).response()
-        message, param = _validation_message(exc, request)
-        malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
-        return GatewayError(
-            ErrorKind.INVALID_REQUEST,
-            message,
-            code="malformed_json" if malformed else "validation_error",
-            param=param,
-            status=400 if malformed else 422,
-        ).response()
+        return validation_error(exc.errors(), _body_fields(request)).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -2,11 +2,19 @@
 
 Labels are bounded: endpoints are route templates, tenants come from configuration, never from request content;
 adapter names never appear in labels.
+
+Several worker processes (`service.workers`) share one exposition through prometheus_client's multiprocess mode
+(`PROMETHEUS_MULTIPROC_DIR` set before the workers start): each writes its samples to files there, and `exposition`
+sums them; gauges say how (`multiprocess_mode`).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # 10 µs … ~60 s, geometric (×2): covers cache hits (sub-ms) to large image batches.
 LATENCY_BUCKETS = tuple(1e-5 * 2**i for i in range(23))
@@ -30,7 +38,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.inflight = Gauge("tipsv2_inflight_requests", "Inference requests being served", registry=r)
+        self.inflight = Gauge(
+            "tipsv2_inflight_requests", "Inference requests being served", registry=r, multiprocess_mode="livesum"
+        )
         self.rejected = Counter(
             "tipsv2_overload_rejections_total", "Requests refused by the in-flight bound", registry=r
         )
@@ -50,7 +60,12 @@ class Metrics:
         self.cache_errors = Counter(
             "tipsv2_cache_errors_total", "Redis operations that failed or timed out", ["operation"], registry=r
         )
-        self.cache_up = Gauge("tipsv2_cache_up", "1 when the Redis cache answered its last operation", registry=r)
+        self.cache_up = Gauge(
+            "tipsv2_cache_up",
+            "1 when the Redis cache answered its last operation",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.triton_duration = Histogram(
             "tipsv2_triton_request_duration_seconds",
             "Latency of calls to Triton",
@@ -58,10 +73,26 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # Cross-request batching: the size of each call to Triton, in rows and in gateway requests packed into it.
+        self.triton_call_rows = Histogram(
+            "tipsv2_triton_call_rows", "Rows per call to Triton", ["model"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.triton_call_requests = Histogram(
+            "tipsv2_triton_call_requests",
+            "Gateway requests packed into one call to Triton",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.triton_failures = Counter(
             "tipsv2_triton_failures_total", "Failed calls to Triton", ["model", "reason"], registry=r
         )
-        self.triton_up = Gauge("tipsv2_triton_up", "1 when Triton answered its last readiness check", registry=r)
+        self.triton_up = Gauge(
+            "tipsv2_triton_up",
+            "1 when Triton answered its last readiness check",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.auth_failures = Counter(
             "tipsv2_auth_failures_total", "Requests refused for a missing or bad API key", registry=r
         )
@@ -108,3 +139,23 @@ class Metrics:
         self.zeroshot_labels = Histogram(
             "tipsv2_zeroshot_labels", "Labels per zero-shot request", ["task"], buckets=BATCH_BUCKETS, registry=r
         )
+
+    def exposition(self) -> bytes:
+        """The text exposition of /metrics: this process's registry, or every worker's samples in multiprocess mode."""
+        return generate_latest(multiprocess_registry() if multiprocess() else self.registry)
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def multiprocess_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def serve_multiprocess_metrics(port: int) -> WSGIServer:
+    """Serves every worker's samples on `port` (a thread of the process that supervises the workers)."""
+    server, _thread = start_http_server(port, addr="0.0.0.0", registry=multiprocess_registry())
+    return server

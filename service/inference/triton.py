@@ -1,13 +1,14 @@
 """The real backend: Triton's gRPC API through `tritonclient.grpc.aio`.
 
-Large requests are split into chunks of at most the ensemble's max batch size and sent concurrently, so Triton's
-dynamic batcher can pack them with other clients' work. Failures map to gateway errors: unreachable -> 503 with
-Retry-After, deadline -> 504, queue full -> 503 overloaded, anything else -> 502.
+Calls go through a `CallBatcher` (`service.inference.batching`): the rows of concurrent requests for the same model,
+shapes and outputs travel in one call of at most the ensemble's max batch size, and large requests are split into
+such calls, sent concurrently so that Triton's dynamic batcher can pack them with other clients' work. Failures map
+to gateway errors: unreachable -> 503 with Retry-After, deadline -> 504, queue full -> 503 overloaded,
+anything else -> 502.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from service.core.config import TritonSettings
 from service.core.errors import ErrorKind, GatewayError
 from service.core.metrics import Metrics
 from service.inference.backend import IMAGE_OUTPUTS, ServedModelInfo
+from service.inference.batching import CallBatcher
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,15 @@ class TritonBackend:
         self.metrics = metrics
         self.client = grpcclient.InferenceServerClient(settings.url, channel_args=channel_args(settings))
         self._served: ServedModelInfo | None = None
+        self.batcher = CallBatcher(self._infer, settings.max_calls_in_flight, self._observe_call)
 
     async def close(self) -> None:
+        await self.batcher.close()
         await self.client.close()
+
+    def _observe_call(self, model: str, rows: int, requests: int) -> None:
+        self.metrics.triton_call_rows.labels(model).observe(rows)
+        self.metrics.triton_call_requests.labels(model).observe(requests)
 
     def _unavailable(self, what: str) -> GatewayError:
         return GatewayError(
@@ -69,17 +77,11 @@ class TritonBackend:
 
     async def embed_text(self, ids: np.ndarray, adapters: list[str]) -> np.ndarray:
         served = await self.served_model()
-        chunks = [
-            (ids[i : i + served.text_max_batch], adapters[i : i + served.text_max_batch])
-            for i in range(0, len(ids), served.text_max_batch)
-        ]
-        results = await asyncio.gather(
-            *(
-                self._infer(self.settings.text_model, {"input_ids": c_ids}, c_adapters, ("text_embedding",))
-                for c_ids, c_adapters in chunks
-            )
+        model = self.settings.text_model
+        result = await self.batcher.submit(
+            model, {"input_ids": ids}, adapters, ("text_embedding",), served.text_max_batch
         )
-        return np.concatenate([r["text_embedding"] for r in results])
+        return result["text_embedding"]
 
     async def embed_image(
         self, pixels: np.ndarray, adapters: list[str], outputs: tuple[str, ...]
@@ -88,16 +90,8 @@ class TritonBackend:
         if unknown:
             raise ValueError(f"unknown image outputs {sorted(unknown)}")
         served = await self.served_model()
-        step = served.image_max_batch
-        results = await asyncio.gather(
-            *(
-                self._infer(
-                    self.settings.image_model, {"pixels": pixels[i : i + step]}, adapters[i : i + step], outputs
-                )
-                for i in range(0, len(pixels), step)
-            )
-        )
-        return {name: np.concatenate([r[name] for r in results]) for name in outputs}
+        model = self.settings.image_model
+        return await self.batcher.submit(model, {"pixels": pixels}, adapters, outputs, served.image_max_batch)
 
     async def _infer(
         self, model: str, arrays: dict[str, np.ndarray], adapters: list[str], outputs: tuple[str, ...]

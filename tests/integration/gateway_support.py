@@ -143,9 +143,11 @@ def triton_index(triton: TritonServer) -> list[tuple[str, str, str]]:
 
 
 class GatewayProcess:
-    """A second gateway: uvicorn in its own process, configured only through TIPS_* variables, as in production."""
+    """A second gateway: uvicorn in its own process, configured only through TIPS_* variables, as in production;
+    `workers` > 1 runs it as production does (`python -m service.workers`)."""
 
-    def __init__(self, settings: Settings, workdir: Path, **env: str) -> None:
+    def __init__(self, settings: Settings, workdir: Path, workers: int = 1, **env: str) -> None:
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **settings_env(settings), **env}
@@ -154,6 +156,9 @@ class GatewayProcess:
 
     def __enter__(self) -> GatewayProcess:
         command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.workers > 1:
+            command = [sys.executable, "-m", "service.workers", "--workers", str(self.workers)]
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -93,3 +93,15 @@ def test_gateway_answers_429_with_retry_after_per_tenant(
         text = gateway.get("/metrics").text
         assert metric_value(text, "tipsv2_rate_limited_total", tenant="globex") == 2
         assert metric_value(text, "tipsv2_rate_limited_total", tenant="acme") == 0
+
+
+async def test_the_check_reads_the_cache_in_its_own_round_trip_once_admitted(own_redis: RedisServer) -> None:
+    clock = Clock(4000.0)
+    rate = limiter(own_redis.url, clock, requests=1)
+    client = make_client(RedisSettings(url=own_redis.url))
+    await client.set("tipsv2:emb:k1", b"\x00\x01")
+    decision, values = await rate.check_and_read("acme", ["tipsv2:emb:k1", "tipsv2:emb:absent"])
+    assert decision.admitted and values == [b"\x00\x01", None]
+    decision, values = await rate.check_and_read("acme", ["tipsv2:emb:k1"])
+    assert not decision.admitted and values is None  # refused: nothing read
+    await client.aclose()

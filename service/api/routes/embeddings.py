@@ -1,23 +1,39 @@
-"""`POST /v1/embeddings`: OpenAI-compatible text embeddings."""
+"""`POST /v1/embeddings`: OpenAI-compatible text embeddings.
+
+`text_embeddings` is the endpoint's work, shared by this FastAPI route and the hot path (`service.api.hotpath`),
+which serves the JSON bodies of production traffic without the framework's per-request machinery.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Response
 
 from service.api.deps import StateDep, TenantDep
-from service.api.routes.encoding import adapter_used, encode, l2_normalize
+from service.api.routes.encoding import adapter_json, encode, json_response, l2_normalize
+from service.cache import Quota
 from service.core.errors import invalid
 from service.embedder import model_mismatch
 from service.inputs import validate_texts
 from service.schemas.common import ERROR_RESPONSES
-from service.schemas.embeddings import Embedding, EmbeddingsRequest, EmbeddingsResponse, Usage
+from service.schemas.embeddings import EmbeddingsRequest, EmbeddingsResponse
+from service.state import AppState
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
 
 @router.post("/embeddings", response_model=EmbeddingsResponse, responses=ERROR_RESPONSES)
-async def create_embeddings(body: EmbeddingsRequest, state: StateDep, tenant: TenantDep) -> EmbeddingsResponse:
+async def create_embeddings(body: EmbeddingsRequest, state: StateDep, tenant: TenantDep) -> Response:
     """Embeds one text or a list of texts with the text tower (optionally through one of your adapters)."""
+    return json_response(await text_embeddings(state, tenant, body))
+
+
+async def text_embeddings(
+    state: AppState, tenant: str, body: EmbeddingsRequest, quota: Quota | None = None
+) -> dict[str, Any]:
+    """The response document (`EmbeddingsResponse`'s shape). `quota`: the tenant's rate limit, checked in the
+    cache's round trip (None: already enforced)."""
     texts = [body.input] if isinstance(body.input, str) else body.input
     validate_texts(texts, state.settings.limits.max_items, state.settings.limits.max_text_chars)
     async with state.inflight_slot():
@@ -29,11 +45,15 @@ async def create_embeddings(body: EmbeddingsRequest, state: StateDep, tenant: Te
         adapter = await state.resolve_adapter(tenant, body.adapter)
         if adapter is not None:
             adapter.require("text")
-        result = await state.embedder.embed_texts(tenant, texts, adapter, body.truncate)
+        result = await state.embedder.embed_texts(tenant, texts, adapter, body.truncate, quota)
     vectors = l2_normalize(result.vectors) if body.normalize else result.vectors
-    return EmbeddingsResponse(
-        data=[Embedding(index=i, embedding=encode(v, body.encoding_format)) for i, v in enumerate(vectors)],
-        model=served.model_name,
-        adapter=adapter_used(adapter),
-        usage=Usage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
-    )
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode(v, body.encoding_format)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": served.model_name,
+        "adapter": adapter_json(adapter),
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+    }

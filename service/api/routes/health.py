@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.api.deps import StateDep
 from service.core.errors import ErrorKind, GatewayError
@@ -51,4 +51,4 @@ async def readyz(state: StateDep) -> JSONResponse:
 async def metrics(state: StateDep) -> Response:
     if state.settings.metrics_port:
         raise GatewayError(ErrorKind.NOT_FOUND, "metrics are served on the metrics port", code="not_found")
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,24 +1,23 @@
-"""`POST /v1/embed/image`: image embeddings (CLS1, CLS2) and optional patch tokens; JSON or multipart."""
+"""`POST /v1/embed/image`: image embeddings (CLS1, CLS2) and optional patch tokens; JSON or multipart.
+
+`image_embeddings` is the endpoint's work, shared by this FastAPI route (JSON and multipart bodies) and the hot path
+(`service.api.hotpath`, JSON bodies).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from service.api.bodies import ImageBody, image_body, request_body_openapi
 from service.api.deps import StateDep, TenantDep
-from service.api.routes.encoding import adapter_used, encode, encode_f16, l2_normalize
+from service.api.routes.encoding import adapter_json, encode, encode_f16, json_response, l2_normalize
+from service.cache import Quota
 from service.embedder import model_mismatch
 from service.schemas.common import ERROR_RESPONSES
-from service.schemas.images import (
-    ImageEmbedding,
-    ImageEmbedOptions,
-    ImageEmbedRequest,
-    ImageEmbedResponse,
-    ImageUsage,
-    PatchTokens,
-)
+from service.schemas.images import ImageEmbedOptions, ImageEmbedRequest, ImageEmbedResponse
+from service.state import AppState
 
 router = APIRouter(prefix="/v1", tags=["images"])
 ImagesDep = Annotated[
@@ -32,13 +31,19 @@ ImagesDep = Annotated[
     responses=ERROR_RESPONSES,
     openapi_extra=request_body_openapi(ImageEmbedRequest, ImageEmbedOptions, "images", many=True),
 )
-async def embed_images(state: StateDep, tenant: TenantDep, body: ImagesDep) -> ImageEmbedResponse:
+async def embed_images(state: StateDep, tenant: TenantDep, body: ImagesDep) -> Response:
     """Embeds images with the image tower; `return_patch_tokens` adds the dense patch features.
 
     Send a JSON body with base64 `images`, or a multipart form with one `images` file part per image and the
     other fields as form fields.
     """
-    options, images = body.options, body.images
+    return json_response(await image_embeddings(state, tenant, body.options, body.images))
+
+
+async def image_embeddings(
+    state: AppState, tenant: str, options: ImageEmbedOptions, images: list[bytes], quota: Quota | None = None
+) -> dict[str, Any]:
+    """The response document (`ImageEmbedResponse`'s shape); `quota` as in `text_embeddings`."""
     async with state.inflight_slot():
         served = await state.backend.served_model()
         if (error := model_mismatch(options.model, served)) is not None:
@@ -47,7 +52,7 @@ async def embed_images(state: StateDep, tenant: TenantDep, body: ImagesDep) -> I
         if adapter is not None:
             adapter.require("image")
         result = await state.embedder.embed_images(
-            tenant, images, adapter, options.resolution, options.return_patch_tokens
+            tenant, images, adapter, options.resolution, options.return_patch_tokens, quota
         )
     cls1 = l2_normalize(result.cls1) if options.normalize else result.cls1
     cls2 = l2_normalize(result.cls2) if options.normalize else result.cls2
@@ -55,21 +60,26 @@ async def embed_images(state: StateDep, tenant: TenantDep, body: ImagesDep) -> I
     for i in range(len(images)):
         patches = None
         if result.patch_tokens is not None:
-            patches = PatchTokens(
-                grid=(result.grid, result.grid), dim=served.embed_dim, data=encode_f16(result.patch_tokens[i])
-            )
+            patches = {
+                "grid": [result.grid, result.grid],
+                "dim": served.embed_dim,
+                "dtype": "float16",
+                "data": encode_f16(result.patch_tokens[i]),
+            }
         data.append(
-            ImageEmbedding(
-                index=i,
-                embedding=encode(cls1[i], options.encoding_format),
-                embedding_cls2=encode(cls2[i], options.encoding_format),
-                patch_tokens=patches,
-            )
+            {
+                "object": "image_embedding",
+                "index": i,
+                "embedding": encode(cls1[i], options.encoding_format),
+                "embedding_cls2": encode(cls2[i], options.encoding_format),
+                "patch_tokens": patches,
+            }
         )
-    return ImageEmbedResponse(
-        data=data,
-        model=served.model_name,
-        resolution=result.grid * served.patch_size,
-        adapter=adapter_used(adapter),
-        usage=ImageUsage(images=len(images), cached=result.cached),
-    )
+    return {
+        "object": "list",
+        "data": data,
+        "model": served.model_name,
+        "adapter": adapter_json(adapter),
+        "resolution": result.grid * served.patch_size,
+        "usage": {"images": len(images), "cached": result.cached},
+    }

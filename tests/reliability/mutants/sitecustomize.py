@@ -83,7 +83,9 @@ def cache_failopen() -> None:
     """A Redis error on a cache read fails the request."""
     from service import cache
 
-    async def get_many(self: Any, keys: list[str]) -> list[bytes | None]:
+    async def get_many(self: Any, keys: list[str], quota: Any = None) -> list[bytes | None]:
+        if quota is not None:
+            await quota.check_and_read([])
         return list(await self.client.mget(list(keys))) if keys else []
 
     cache.EmbeddingCache.get_many = get_many  # type: ignore[method-assign]

@@ -33,3 +33,12 @@ def test_nested_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIPS_LIMITS__MAX_ITEMS", "7")
     settings = Settings()
     assert settings.redis.url == "redis://example:1/2" and settings.limits.max_items == 7
+
+
+def test_workers_are_pinned_one_per_core_only_when_the_cpu_set_has_one_core_per_worker() -> None:
+    from service.workers import core_plan
+
+    assert core_plan(2, {0, 1}) == [0, 1]
+    assert core_plan(2, {4, 6}) == [4, 6]
+    assert core_plan(2, set(range(16))) == [None, None]  # a shared CPU set: the kernel schedules
+    assert core_plan(4, {0, 1}) == [None] * 4
