@@ -10,9 +10,14 @@ One stack (redis-server, the real tritonserver, a gateway process); a separate l
   * cache hit  the same texts / images over and over (a pool of 64, warmed first): Redis answers, Triton is idle.
 
 at concurrency 1 and 32, three alternated rounds; ratios are of the medians. CPU milliseconds per request of each
-process say what limits each figure.
+process say what limits each figure. The gateway runs as the chart runs it (`python -m service.workers`, `--workers`
+processes, 2 by default: one per core here).
 
-    python bench/gateway_cost.py [--scale 1] [--rounds 3] [--out build/bench]
+With `--baseline REF` (e.g. `main`), an earlier version's gateway (its `service/` from git, run as it ran: uvicorn,
+one worker) takes the same cells right after ours in every round, as "gateway (before)" and "cache hit (before)":
+before and after in one run, alternated, under the same load.
+
+    python bench/gateway_cost.py [--scale 1] [--rounds 3] [--workers 2] [--baseline REF] [--out build/bench]
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from bench.bodies import Bodies  # noqa: E402
 from bench.httpload import HttpCell, drive_http  # noqa: E402
 from bench.loadgen import Cell, drive  # noqa: E402
 from bench.report import Record, arguments, ratio, scaled, table  # noqa: E402
-from bench.stack import Stack, build_model, derive_repository, with_cpu  # noqa: E402
+from bench.stack import GATEWAY_WORKERS, Stack, baseline_tree, build_model, derive_repository, with_cpu  # noqa: E402
 
 PATHS = {"text": "/v1/embeddings", "image": "/v1/embed/image"}
 REQUESTS = {("text", 1): 300, ("text", 32): 2000, ("image", 1): 150, ("image", 32): 500}
@@ -38,7 +43,8 @@ CACHE_REQUESTS = {"text": 4000, "image": 3000}
 RATE_LIMITED = {"TIPS_RATE_LIMIT__REQUESTS": "1000000000"}  # checked in Redis on every request, never refuses
 
 
-def run_round(stack: Stack, limited_url: str, record: Record, scale: float, round_: int) -> None:
+def run_round(stack: Stack, urls: dict[str, str], record: Record, scale: float, round_: int) -> None:
+    """`urls`: the gateways by path name ("gateway", "gateway, rate limit on", and "gateway (before)" if any)."""
     seed = round_ * 100
     for (modality, concurrency), count in REQUESTS.items():
         n = scaled(count, scale)
@@ -46,8 +52,8 @@ def run_round(stack: Stack, limited_url: str, record: Record, scale: float, roun
         cell = Cell(f"{modality} c={concurrency}", modality, concurrency, n)
         result = with_cpu(stack, n + cell.warmup, lambda c=cell: drive(stack.triton_url, [c], margin_s=1.0)[0])
         record.add({**result, **tags, "path": "triton"})
-        for path, url in (("gateway", stack.gateway_url), ("gateway, rate limit on", limited_url)):
-            if path != "gateway" and (modality, concurrency) != ("text", 32):
+        for path, url in urls.items():
+            if path == "gateway, rate limit on" and (modality, concurrency) != ("text", 32):
                 continue  # the quota's price is one Redis script per request: one cell shows it
             seed += 1
             http = HttpCell(cell.name, PATHS[modality], Bodies(modality, seed=seed), concurrency, n)  # type: ignore[arg-type]
@@ -59,8 +65,12 @@ def run_round(stack: Stack, limited_url: str, record: Record, scale: float, roun
         seed += 1
         spec = Bodies(modality, seed=seed, unique=False, pool=pool)  # type: ignore[arg-type]
         http = HttpCell(f"{modality} cache hit", PATHS[modality], spec, 32, n, warmup=pool)
-        result = with_cpu(stack, n + pool, lambda h=http: drive_http(stack.gateway_url, [h], stack.headers)[0])
-        record.add({**result, "modality": modality, "concurrency": 32, "round": round_, "path": "cache hit"})
+        for path, url in urls.items():
+            if path == "gateway, rate limit on":
+                continue
+            hit = path.replace("gateway", "cache hit")
+            result = with_cpu(stack, n + pool, lambda h=http, u=url: drive_http(u, [h], stack.headers)[0])
+            record.add({**result, "modality": modality, "concurrency": 32, "round": round_, "path": hit})
 
 
 def median_of(rows: list[dict[str, Any]], key: str) -> float:
@@ -71,7 +81,7 @@ def summarize(record: Record) -> list[dict[str, Any]]:
     """One row per (path, modality, concurrency): medians over the rounds, and ratios to Triton direct."""
     rows = []
     keys = sorted({(r["path"], r["modality"], r["concurrency"]) for r in record.data["results"]}, key=str)
-    order = ["triton", "gateway", "gateway, rate limit on", "cache hit"]
+    order = ["triton", "gateway", "gateway (before)", "gateway, rate limit on", "cache hit", "cache hit (before)"]
     for path, modality, concurrency in sorted(keys, key=lambda k: (k[1], k[2], order.index(k[0]))):
         runs = record.results(path=path, modality=modality, concurrency=concurrency)
         direct = record.results(path="triton", modality=modality, concurrency=concurrency)
@@ -91,7 +101,7 @@ def summarize(record: Record) -> list[dict[str, Any]]:
             **{f"cpu_{k}": v for k, v in cpu.items()},
             "load_1m": median_of(runs, "load_average_1m"),
         }
-        if direct and path not in {"triton", "cache hit"}:
+        if direct and path != "triton" and not path.startswith("cache hit"):
             row["rps_vs_triton"] = ratio(row["rps"], median_of(direct, "requests_per_s"))
             row["p50_vs_triton"] = ratio(row["p50"], median_of(direct, "p50_ms"))
             row["p99_vs_triton"] = ratio(row["p99"], median_of(direct, "p99_ms"))
@@ -121,15 +131,23 @@ COLUMNS = [
 def main(argv: list[str] | None = None) -> int:
     parser = arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds; tables show their medians")
+    parser.add_argument("--workers", type=int, default=GATEWAY_WORKERS, help="gateway processes (TIPS_WORKERS)")
+    parser.add_argument("--baseline", help="git revision whose gateway runs beside ours, e.g. main (before/after)")
     args = parser.parse_args(argv)
     record = Record("gateway_cost", args.out, argv if argv is not None else sys.argv[1:])
     model = build_model(args.workdir)
     store = args.workdir / "a-gateway-cost"
     repository = derive_repository(model, args.workdir / "repo-gateway-cost", adapter_store=store)
-    with Stack(repository, args.workdir / "stack-gateway-cost", model.tokenizer, store) as stack:
-        limited = stack.start_gateway("rate-limited", **RATE_LIMITED)
+    workdir = args.workdir / "stack-gateway-cost"
+    with Stack(repository, workdir, model.tokenizer, store, gateway_workers=args.workers) as stack:
+        urls = {"gateway": stack.gateway_url}
+        if args.baseline:
+            tree = baseline_tree(args.baseline, args.workdir)
+            urls["gateway (before)"] = stack.start_gateway("before", baseline=tree).url
+            record.data["baseline"] = {"ref": args.baseline, "tree": tree.name}
+        urls["gateway, rate limit on"] = stack.start_gateway("rate-limited", **RATE_LIMITED).url
         for round_ in range(1, args.rounds + 1):
-            run_round(stack, limited.url, record, args.scale, round_)
+            run_round(stack, urls, record, args.scale, round_)
     rows = summarize(record)
     record.data["summary"] = rows
     print(table(rows, COLUMNS))

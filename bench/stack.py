@@ -34,6 +34,7 @@ VARIANT = "tipsv2-tiny"
 TENANT = "bench"
 DEFAULT_WORKDIR = ROOT / "build" / "bench" / "work"
 RESOLUTIONS = (224, 448, 896)
+GATEWAY_WORKERS = 2  # the chart's and compose's default (`gateway.workers`, TIPS_WORKERS): one per core here
 
 
 @dataclass(frozen=True)
@@ -176,22 +177,29 @@ def process_group(pgid: int) -> list[int]:
 
 
 class HttpProcess:
-    """An HTTP server in its own process, started by `command` (which gets `{port}` filled in) and ready when
-    `GET ready_path` answers 200."""
+    """An HTTP server in its own process group (its worker processes included), started by `command` (which gets
+    `{port}` filled in) in `cwd`, and ready when `GET ready_path` answers 200."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path, ready_path: str = "/readyz") -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, ready_path: str = "/readyz", cwd: Path = ROOT
+    ) -> None:
         from service.local.redis_server import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [part.format(port=self.port) for part in command]
-        self.env, self.log, self.ready_path = env, log, ready_path
+        self.env, self.log, self.ready_path, self.cwd = env, log, ready_path, cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120) -> HttpProcess:
         with open(self.log, "wb") as handle:
             self.process = subprocess.Popen(
-                self.command, cwd=ROOT, env={**os.environ, **self.env}, stdout=handle, stderr=subprocess.STDOUT
+                self.command,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -214,14 +222,43 @@ class HttpProcess:
                 process.kill()
                 process.wait()
 
+    def pids(self) -> list[int]:
+        """The server's processes: the one started and its workers (they share its process group)."""
+        return process_group(self.process.pid) if self.process is not None else []
+
     def rss_mib(self) -> float:
-        return rss_mib([self.process.pid]) if self.process is not None else 0.0
+        return rss_mib(self.pids())
 
 
-def gateway_process(env: dict[str, str], log: Path) -> HttpProcess:
-    """`uvicorn service.main:app` with one worker, as the chart and compose run it."""
+def gateway_process(env: dict[str, str], log: Path, workers: int = GATEWAY_WORKERS) -> HttpProcess:
+    """The gateway as the chart and compose run it: `python -m service.workers` with `workers` processes."""
+    command = [sys.executable, "-m", "service.workers", "--host", "127.0.0.1", "--port", "{port}"]
+    return HttpProcess([*command, "--workers", str(workers), "--log-level", "warning"], env, log)
+
+
+def baseline_gateway_process(tree: Path, env: dict[str, str], log: Path) -> HttpProcess:
+    """An earlier version's gateway (`baseline_tree`), run as that version ran it: uvicorn with one worker, and
+    without the C parts it did not depend on (uvicorn's asyncio loop and h11 parser, redis-py's Python parser)."""
     command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", "{port}"]
-    return HttpProcess([*command, "--no-access-log", "--log-level", "warning"], env, log)
+    command += ["--loop", "asyncio", "--http", "h11", "--no-access-log", "--log-level", "warning"]
+    shim = str(ROOT / "bench" / "baseline_env")
+    return HttpProcess(command, {**env, "PYTHONPATH": shim}, log, cwd=tree)
+
+
+def baseline_tree(ref: str, workdir: Path) -> Path:
+    """The `service/` and `training/` packages of git revision `ref`, unpacked once under `workdir`: a gateway
+    started with this folder as its working directory imports them instead of the checkout's (same virtualenv)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short=12", ref], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tree = workdir / f"baseline-{sha}"
+    if not (tree / "service" / "main.py").is_file():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", sha, "service", "training"], cwd=ROOT, check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree
 
 
 @dataclass
@@ -234,6 +271,7 @@ class Stack:
     adapter_store: Path
     gateway: bool = True
     gateway_env: dict[str, str] = field(default_factory=dict)  # e.g. {"TIPS_RATE_LIMIT__REQUESTS": "1000000"}
+    gateway_workers: int = GATEWAY_WORKERS
     key: str = field(default_factory=lambda: f"bench-{secrets.token_urlsafe(16)}")
     _servers: list[Any] = field(default_factory=list)
     _extra_gateways: list[HttpProcess] = field(default_factory=list)
@@ -283,7 +321,8 @@ class Stack:
             )
             self._servers.append(self.triton.start(timeout=180))
             if self.gateway:
-                self.gateway_process = gateway_process(self.env(), self.workdir / "gateway.log").start()
+                log = self.workdir / "gateway.log"
+                self.gateway_process = gateway_process(self.env(), log, self.gateway_workers).start()
                 self._servers.append(self.gateway_process)
         except BaseException:
             self.__exit__()
@@ -294,9 +333,17 @@ class Stack:
         while self._servers:
             self._servers.pop().stop()
 
-    def start_gateway(self, name: str, **env: str) -> HttpProcess:
-        """Another gateway process on the same Triton and Redis (stopped with the stack)."""
-        gateway = gateway_process({**self.env(), **env}, self.workdir / f"gateway-{name}.log").start()
+    def start_gateway(
+        self, name: str, baseline: Path | None = None, workers: int | None = None, **env: str
+    ) -> HttpProcess:
+        """Another gateway on the same Triton and Redis (stopped with the stack): this checkout's, or an earlier
+        version's from `baseline_tree`."""
+        log = self.workdir / f"gateway-{name}.log"
+        if baseline is not None:
+            process = baseline_gateway_process(baseline, {**self.env(), **env}, log)
+        else:
+            process = gateway_process({**self.env(), **env}, log, self.gateway_workers if workers is None else workers)
+        gateway = process.start()
         self._servers.append(gateway)
         self._extra_gateways.append(gateway)
         return gateway
@@ -318,7 +365,7 @@ class Stack:
         out = {}
         gateways = [self.gateway_process, *self._extra_gateways] if self.gateway else self._extra_gateways
         if gateways:  # all gateway processes together: only one is sent requests at a time
-            out["gateway"] = cpu_seconds([g.process.pid for g in gateways if g.process is not None])
+            out["gateway"] = cpu_seconds([pid for g in gateways for pid in g.pids()])
         if self.triton.process is not None:
             out["triton"] = cpu_seconds(process_group(self.triton.process.pid))
         if self.redis.process is not None:

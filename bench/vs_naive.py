@@ -1,12 +1,16 @@
 """Our stack against the naive alternative, side by side in one run on one machine.
 
-Ours: the gateway (uvicorn, one worker) -> the real tritonserver (dynamic batching) with Redis, the tiny TIPSv2.
+Ours: the gateway (`python -m service.workers`, 2 processes as the chart runs it) -> the real tritonserver (dynamic
+batching) with Redis, the tiny TIPSv2.
 Theirs: the same weights in Hugging Face transformers' `Tipsv2Model` behind a minimal FastAPI app, one request at a
 time (`bench/naive_server.py`). Both get identical requests (one text, or one 320x240 JPEG resized to 224, per
 request; every request distinct, so our cache never hits) from a separate load process, at concurrency 1, 8 and 32;
 the two servers alternate cell by cell, so load from elsewhere on the machine falls on both.
 
-    python bench/vs_naive.py [--scale 1] [--out build/bench]
+    python bench/vs_naive.py [--scale 1] [--workers 2] [--baseline REF] [--out build/bench]
+
+`--baseline REF` (e.g. `main`) adds an earlier version's gateway, run as it ran (uvicorn, one worker), on the same
+Triton and Redis as a third server of every cell ("before"): before and after in one run, alternated.
 
 Prints a table (requests/s, p50, p99 for each, and ours over theirs; and the CPU milliseconds each side's server
 processes spent per request, which contention on a shared machine moves far less than throughput) and writes
@@ -26,7 +30,16 @@ sys.path.insert(0, str(ROOT))
 from bench.bodies import Bodies  # noqa: E402
 from bench.httpload import HttpCell, drive_http  # noqa: E402
 from bench.report import Record, arguments, pyplot, ratio, save, scaled, table  # noqa: E402
-from bench.stack import HttpProcess, Stack, build_model, cpu_seconds, derive_repository, with_cpu  # noqa: E402
+from bench.stack import (  # noqa: E402
+    GATEWAY_WORKERS,
+    HttpProcess,
+    Stack,
+    baseline_tree,
+    build_model,
+    cpu_seconds,
+    derive_repository,
+    with_cpu,
+)
 
 CONCURRENCY = (1, 8, 32)
 REQUESTS = {"text": (300, 1000, 2000), "image": (150, 300, 600)}
@@ -80,6 +93,15 @@ def compare(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "load_1m": ours["load_average_1m"],
             }
         )
+        before = next((r for r in results if r["server"] == "before" and r["name"] == ours["name"]), None)
+        if before is not None:
+            rows[-1].update(
+                before_rps=before["requests_per_s"],
+                before_x=ratio(before["requests_per_s"], theirs["requests_per_s"]),
+                before_p50=before["p50_ms"],
+                before_cpu=server_cpu(before),
+                errors=rows[-1]["errors"] + before["errors"],
+            )
     return rows
 
 
@@ -96,6 +118,10 @@ COLUMNS = [
     ("p99_ratio", "p99 ours/naive"),
     ("ours_cpu", "ours cpu ms/req"),
     ("naive_cpu", "naive cpu ms/req"),
+    ("before_rps", "before req/s"),
+    ("before_x", "before/naive"),
+    ("before_p50", "before p50 ms"),
+    ("before_cpu", "before cpu ms/req"),
     ("errors", "errors"),
     ("load_1m", "load 1m"),
 ]
@@ -124,20 +150,31 @@ def plot(rows: list[dict[str, Any]], path: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments(__doc__).parse_args(argv)
+    parser = arguments(__doc__)
+    parser.add_argument("--workers", type=int, default=GATEWAY_WORKERS, help="gateway processes (TIPS_WORKERS)")
+    parser.add_argument("--baseline", help="git revision whose gateway runs as a third server, e.g. main")
+    args = parser.parse_args(argv)
     record = Record("vs_naive", args.out, argv if argv is not None else sys.argv[1:])
     model = build_model(args.workdir)
     repository = derive_repository(model, args.workdir / "repo-vs-naive", adapter_store=str(args.workdir / "a-vs"))
     naive_command = [sys.executable, "-m", "bench.naive_server", "--weights", str(model.weights), "--port", "{port}"]
-    with Stack(repository, args.workdir / "stack-vs-naive", model.tokenizer, args.workdir / "a-vs") as stack:
+    workdir, store = args.workdir / "stack-vs-naive", args.workdir / "a-vs"
+    with Stack(repository, workdir, model.tokenizer, store, gateway_workers=args.workers) as stack:
         naive = HttpProcess(naive_command, {}, args.workdir / "naive.log").start()
+        servers = [("ours", stack.gateway_url), ("naive", naive.url)]
+        if args.baseline:
+            servers.append(
+                ("before", stack.start_gateway("before", baseline=baseline_tree(args.baseline, args.workdir)).url)
+            )
+            record.data["baseline"] = args.baseline
         try:
             for modality, concurrency, requests, seed in plan(args.scale):
-                for server, url in (("ours", stack.gateway_url), ("naive", naive.url)):
+                for server, url in servers:
                     cell = HttpCell(
                         f"{modality} c={concurrency}",
                         PATHS[modality],
-                        Bodies(modality, seed=seed),  # type: ignore[arg-type]
+                        # ours and theirs get identical bodies; before shares our Redis, so it gets its own
+                        Bodies(modality, seed=seed + (1000 if server == "before" else 0)),  # type: ignore[arg-type]
                         concurrency,
                         requests,
                         tags={"server": server, "modality": modality},
@@ -147,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                     def run(c: HttpCell = cell, u: str = url) -> dict[str, Any]:
                         return drive_http(u, [c], stack.headers)[0]
 
-                    result = with_cpu(stack, sent, run) if server == "ours" else naive_cpu(naive, sent, run)
+                    result = naive_cpu(naive, sent, run) if server == "naive" else with_cpu(stack, sent, run)
                     print(f"{server:>6} {cell.name:<14} {result['requests_per_s']:>9.1f} req/s", flush=True)
                     record.add(result)
             record.data["memory_mib"] = {**stack.memory_mib(), "naive": naive.rss_mib()}

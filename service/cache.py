@@ -15,6 +15,7 @@ Redis costs requests nothing but the cache.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -80,6 +81,9 @@ class EmbeddingCache:
         self.breaker = breaker
         self.ttl_s = ttl_s
         self.local = LocalCache(local_bytes)
+        self._writes: dict[str, bytes] = {}  # waiting for the next pipeline
+        self._written: asyncio.Future[None] | None = None  # resolved once that pipeline is done
+        self._flushing: set[asyncio.Task[None]] = set()
 
     @property
     def up(self) -> bool:
@@ -111,10 +115,28 @@ class EmbeddingCache:
         return [v.encode() if isinstance(v, str) else v for v in values]
 
     async def set_many(self, items: dict[str, bytes]) -> None:
+        """Writes through the LRU to Redis. Writes of the requests that finish in the same event-loop turn (a
+        batch's requests all do) go in one pipeline; each caller waits for it, so a reply is sent only once its
+        vectors are in Redis, where other replicas find them."""
         for key, value in items.items():
             self.local.put(key, value)
         if not items or not self.breaker.available():
             return
+        self._writes.update(items)
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._flush_writes)
+        await asyncio.shield(self._written)
+
+    def _flush_writes(self) -> None:
+        items, self._writes = self._writes, {}
+        done, self._written = self._written, None
+        task = asyncio.get_running_loop().create_task(self._write(items))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+        task.add_done_callback(lambda _: _resolve(done))
+
+    async def _write(self, items: dict[str, bytes]) -> None:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
@@ -134,6 +156,11 @@ class EmbeddingCache:
             return False
         self.breaker.succeeded()
         return ok
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
