@@ -15,9 +15,10 @@ processes, 2 by default: one per core here).
 
 With `--baseline REF` (e.g. `main`), an earlier version's gateway (its `service/` from git, run as it ran: uvicorn,
 one worker) takes the same cells right after ours in every round, as "gateway (before)" and "cache hit (before)":
-before and after in one run, alternated, under the same load.
+before and after in one run, alternated, under the same load. `--granian` adds our gateway under granian (a Rust
+HTTP server) in place of uvicorn, as "gateway (granian)" and "cache hit (granian)".
 
-    python bench/gateway_cost.py [--scale 1] [--rounds 3] [--workers 2] [--baseline REF] [--out build/bench]
+    python bench/gateway_cost.py [--scale 1] [--rounds 3] [--workers 2] [--baseline REF] [--granian] [--out DIR]
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def summarize(record: Record) -> list[dict[str, Any]]:
     """One row per (path, modality, concurrency): medians over the rounds, and ratios to Triton direct."""
     rows = []
     keys = sorted({(r["path"], r["modality"], r["concurrency"]) for r in record.data["results"]}, key=str)
-    order = ["triton", "gateway", "gateway (before)", "gateway, rate limit on", "cache hit", "cache hit (before)"]
+    order = ["triton", "gateway", "gateway (before)", "gateway (granian)", "gateway, rate limit on"]
+    order += ["cache hit", "cache hit (before)", "cache hit (granian)"]
     for path, modality, concurrency in sorted(keys, key=lambda k: (k[1], k[2], order.index(k[0]))):
         runs = record.results(path=path, modality=modality, concurrency=concurrency)
         direct = record.results(path="triton", modality=modality, concurrency=concurrency)
@@ -133,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds; tables show their medians")
     parser.add_argument("--workers", type=int, default=GATEWAY_WORKERS, help="gateway processes (TIPS_WORKERS)")
     parser.add_argument("--baseline", help="git revision whose gateway runs beside ours, e.g. main (before/after)")
+    parser.add_argument("--granian", action="store_true", help="also run our gateway under granian instead of uvicorn")
     args = parser.parse_args(argv)
     record = Record("gateway_cost", args.out, argv if argv is not None else sys.argv[1:])
     model = build_model(args.workdir)
@@ -145,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             tree = baseline_tree(args.baseline, args.workdir)
             urls["gateway (before)"] = stack.start_gateway("before", baseline=tree).url
             record.data["baseline"] = {"ref": args.baseline, "tree": tree.name}
+        if args.granian:
+            urls["gateway (granian)"] = stack.start_gateway("granian", granian=True).url
         urls["gateway, rate limit on"] = stack.start_gateway("rate-limited", **RATE_LIMITED).url
         for round_ in range(1, args.rounds + 1):
             run_round(stack, urls, record, args.scale, round_)

@@ -236,6 +236,13 @@ def gateway_process(env: dict[str, str], log: Path, workers: int = GATEWAY_WORKE
     return HttpProcess([*command, "--workers", str(workers), "--log-level", "warning"], env, log)
 
 
+def granian_gateway_process(env: dict[str, str], log: Path, workers: int = GATEWAY_WORKERS) -> HttpProcess:
+    """The same app under granian (a Rust HTTP server) instead of uvicorn: the comparison the bench reports."""
+    command = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}"]
+    command += ["--workers", str(workers), "--loop", "uvloop", "--runtime-mode", "st", "--no-ws", "--no-access-log"]
+    return HttpProcess([*command, "--log-level", "warning", "service.main:app"], env, log)
+
+
 def baseline_gateway_process(tree: Path, env: dict[str, str], log: Path) -> HttpProcess:
     """An earlier version's gateway (`baseline_tree`), run as that version ran it: uvicorn with one worker, and
     without the C parts it did not depend on (uvicorn's asyncio loop and h11 parser, redis-py's Python parser)."""
