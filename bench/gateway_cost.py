@@ -2,7 +2,10 @@
 
 One stack (redis-server, the real tritonserver, a gateway process); a separate load process sends, alternating:
 
-  * triton   the ensembles over gRPC (`bench/loadgen.py`): one row per request, token ids or 224x224 uint8 pixels;
+  * triton   the ensembles over gRPC (`bench/loadgen.py`): one row per request, token ids or 224x224 uint8 pixels,
+             to a second tritonserver of the same export configured for such clients (a 2 ms queue window, in which
+             Triton's dynamic batcher gathers rows; the gateway's Triton has the product's default, no window, since
+             the gateway batches across requests itself);
   * gateway  the same work over HTTP: one text (tokenised by the gateway), or one 320x240 JPEG (decoded and resized
              by the gateway), every request distinct so that the cache misses, then Redis is written;
   * gateway, rate limit on  the same, on a second gateway process whose per-tenant limit is checked in Redis on
@@ -14,7 +17,8 @@ process say what limits each figure. The gateway runs as the chart runs it (`pyt
 processes, 2 by default: one per core here).
 
 With `--baseline REF` (e.g. `main`), an earlier version's gateway (its `service/` from git, run as it ran: uvicorn,
-one worker) takes the same cells right after ours in every round, as "gateway (before)" and "cache hit (before)":
+one worker, on the tritonserver with the 2 ms window that was then the default) takes the same cells right after
+ours in every round, as "gateway (before)" and "cache hit (before)":
 before and after in one run, alternated, under the same load. `--granian` adds our gateway under granian (a Rust
 HTTP server) in place of uvicorn, as "gateway (granian)" and "cache hit (granian)".
 
@@ -36,7 +40,16 @@ from bench.bodies import Bodies  # noqa: E402
 from bench.httpload import HttpCell, drive_http  # noqa: E402
 from bench.loadgen import Cell, drive  # noqa: E402
 from bench.report import Record, arguments, ratio, scaled, table  # noqa: E402
-from bench.stack import GATEWAY_WORKERS, Stack, baseline_tree, build_model, derive_repository, with_cpu  # noqa: E402
+from bench.stack import (  # noqa: E402
+    DIRECT_QUEUE_DELAY_US,
+    GATEWAY_WORKERS,
+    Stack,
+    baseline_tree,
+    build_model,
+    derive_repository,
+    served_delay_us,
+    with_cpu,
+)
 
 PATHS = {"text": "/v1/embeddings", "image": "/v1/embed/image"}
 REQUESTS = {("text", 1): 300, ("text", 32): 2000, ("image", 1): 150, ("image", 32): 500}
@@ -51,7 +64,7 @@ def run_round(stack: Stack, urls: dict[str, str], record: Record, scale: float, 
         n = scaled(count, scale)
         tags = {"modality": modality, "concurrency": concurrency, "round": round_}
         cell = Cell(f"{modality} c={concurrency}", modality, concurrency, n)
-        result = with_cpu(stack, n + cell.warmup, lambda c=cell: drive(stack.triton_url, [c], margin_s=1.0)[0])
+        result = with_cpu(stack, n + cell.warmup, lambda c=cell: drive(stack.direct_url, [c], margin_s=1.0)[0])
         record.add({**result, **tags, "path": "triton"})
         for path, url in urls.items():
             if path == "gateway, rate limit on" and (modality, concurrency) != ("text", 32):
@@ -140,13 +153,23 @@ def main(argv: list[str] | None = None) -> int:
     record = Record("gateway_cost", args.out, argv if argv is not None else sys.argv[1:])
     model = build_model(args.workdir)
     store = args.workdir / "a-gateway-cost"
-    repository = derive_repository(model, args.workdir / "repo-gateway-cost", adapter_store=store)
+    served = derive_repository(
+        model, args.workdir / "repo-gateway-cost", adapter_store=store, max_queue_delay_us=served_delay_us()
+    )
+    direct = derive_repository(
+        model, args.workdir / "repo-gateway-cost-direct", adapter_store=store, max_queue_delay_us=DIRECT_QUEUE_DELAY_US
+    )
     workdir = args.workdir / "stack-gateway-cost"
-    with Stack(repository, workdir, model.tokenizer, store, gateway_workers=args.workers) as stack:
+    with Stack(
+        served, workdir, model.tokenizer, store, gateway_workers=args.workers, direct_repository=direct
+    ) as stack:
         urls = {"gateway": stack.gateway_url}
         if args.baseline:
             tree = baseline_tree(args.baseline, args.workdir)
-            urls["gateway (before)"] = stack.start_gateway("before", baseline=tree).url
+            # as it ran: with Triton's 2 ms window (its default then), i.e. the tritonserver of the direct cells
+            urls["gateway (before)"] = stack.start_gateway(
+                "before", baseline=tree, TIPS_TRITON__URL=stack.direct_url
+            ).url
             record.data["baseline"] = {"ref": args.baseline, "tree": tree.name}
         if args.granian:
             urls["gateway (granian)"] = stack.start_gateway("granian", granian=True).url

@@ -67,12 +67,24 @@ def build_model(workdir: Path, resolutions: tuple[int, ...] = RESOLUTIONS) -> Mo
     return Model(weights, repository)
 
 
+DIRECT_QUEUE_DELAY_US = 2000  # Triton's queue window for clients that send it one row per request
+
+
 def bench_options(**overrides: Any) -> Any:
     """The repository options every scenario starts from: one onnxruntime thread per trunk (the gateway, the
-    embedding stages and the load generator share the same two cores), dynamic batching with a 2 ms window."""
+    embedding stages and the load generator share the same two cores), dynamic batching with a 2 ms window, which
+    clients calling Triton with one row per request need to form batches. Scenarios of the gateway override it with
+    the served default (`served_options`)."""
     from service.triton.repository import RepositoryOptions
 
-    return replace(RepositoryOptions(intra_op_threads=1, max_queue_delay_us=2000), **overrides)
+    return replace(RepositoryOptions(intra_op_threads=1, max_queue_delay_us=DIRECT_QUEUE_DELAY_US), **overrides)
+
+
+def served_delay_us() -> int:
+    """The queue window of the repository the product exports (`RepositoryOptions`): what the gateway is served by."""
+    from service.triton.repository import RepositoryOptions
+
+    return RepositoryOptions().max_queue_delay_us
 
 
 def derive_repository(model: Model, out: Path, **overrides: Any) -> Path:
@@ -279,6 +291,10 @@ class Stack:
     gateway: bool = True
     gateway_env: dict[str, str] = field(default_factory=dict)  # e.g. {"TIPS_RATE_LIMIT__REQUESTS": "1000000"}
     gateway_workers: int = GATEWAY_WORKERS
+    # A second tritonserver for the clients that call Triton directly (`direct_url`), from a repository configured
+    # for them (e.g. with a queue window): the served repository is configured for the gateway, which batches itself.
+    direct_repository: Path | None = None
+    direct: Any = field(default=None, init=False)
     key: str = field(default_factory=lambda: f"bench-{secrets.token_urlsafe(16)}")
     _servers: list[Any] = field(default_factory=list)
     _extra_gateways: list[HttpProcess] = field(default_factory=list)
@@ -290,6 +306,11 @@ class Stack:
     @property
     def triton_url(self) -> str:
         return f"127.0.0.1:{self.triton.grpc_port}"
+
+    @property
+    def direct_url(self) -> str:
+        """Where clients that call Triton directly go: the second tritonserver if there is one."""
+        return f"127.0.0.1:{self.direct.grpc_port}" if self.direct is not None else self.triton_url
 
     @property
     def triton_metrics_url(self) -> str:
@@ -327,6 +348,12 @@ class Stack:
                 self.repository.resolve(), (self.workdir / "triton").resolve(), free_port(), free_port(), free_port()
             )
             self._servers.append(self.triton.start(timeout=180))
+            if self.direct_repository is not None:
+                ports = (free_port(), free_port(), free_port())
+                self.direct = TritonServer(
+                    self.direct_repository.resolve(), (self.workdir / "triton-direct").resolve(), *ports
+                )
+                self._servers.append(self.direct.start(timeout=180))
             if self.gateway:
                 log = self.workdir / "gateway.log"
                 self.gateway_process = gateway_process(self.env(), log, self.gateway_workers).start()
@@ -373,8 +400,9 @@ class Stack:
         gateways = [self.gateway_process, *self._extra_gateways] if self.gateway else self._extra_gateways
         if gateways:  # all gateway processes together: only one is sent requests at a time
             out["gateway"] = cpu_seconds([pid for g in gateways for pid in g.pids()])
-        if self.triton.process is not None:
-            out["triton"] = cpu_seconds(process_group(self.triton.process.pid))
+        tritons = [t.process.pid for t in (self.triton, self.direct) if t is not None and t.process is not None]
+        if tritons:  # both tritonservers together: only one is sent requests at a time
+            out["triton"] = cpu_seconds([pid for group in tritons for pid in process_group(group)])
         if self.redis.process is not None:
             out["redis"] = cpu_seconds([self.redis.process.pid])
         return out

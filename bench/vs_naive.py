@@ -1,7 +1,7 @@
 """Our stack against the naive alternative, side by side in one run on one machine.
 
-Ours: the gateway (`python -m service.workers`, 2 processes as the chart runs it) -> the real tritonserver (dynamic
-batching) with Redis, the tiny TIPSv2.
+Ours: the gateway (`python -m service.workers`, 2 processes as the chart runs it; it batches across requests) -> the
+real tritonserver (dynamic batching with the product's default queue window) with Redis, the tiny TIPSv2.
 Theirs: the same weights in Hugging Face transformers' `Tipsv2Model` behind a minimal FastAPI app, one request at a
 time (`bench/naive_server.py`). Both get identical requests (one text, or one 320x240 JPEG resized to 224, per
 request; every request distinct, so our cache never hits) from a separate load process, at concurrency 1, 8 and 32;
@@ -38,6 +38,7 @@ from bench.stack import (  # noqa: E402
     build_model,
     cpu_seconds,
     derive_repository,
+    served_delay_us,
     with_cpu,
 )
 
@@ -156,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     record = Record("vs_naive", args.out, argv if argv is not None else sys.argv[1:])
     model = build_model(args.workdir)
-    repository = derive_repository(model, args.workdir / "repo-vs-naive", adapter_store=str(args.workdir / "a-vs"))
+    repository = derive_repository(
+        model,
+        args.workdir / "repo-vs-naive",
+        adapter_store=str(args.workdir / "a-vs"),
+        max_queue_delay_us=served_delay_us(),
+    )
     naive_command = [sys.executable, "-m", "bench.naive_server", "--weights", str(model.weights), "--port", "{port}"]
     workdir, store = args.workdir / "stack-vs-naive", args.workdir / "a-vs"
     with Stack(repository, workdir, model.tokenizer, store, gateway_workers=args.workers) as stack:

@@ -45,7 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--adapter-capacity", type=int, default=256, help="adapters kept in each bank (LRU)")
     parser.add_argument("--text-max-batch", type=int, default=256)
     parser.add_argument("--image-max-batch", type=int, default=32)
-    parser.add_argument("--max-queue-delay-us", type=int, default=2000)
+    parser.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=0,
+        help="Triton's dynamic-batching window (default 0: the gateway batches across requests; 2000 suits clients "
+        "that call Triton directly one row at a time)",
+    )
     parser.add_argument("--preferred-batch-size", type=int, action="append", dest="preferred_batch_sizes")
     parser.add_argument(
         "--max-queue-size",
