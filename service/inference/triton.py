@@ -9,8 +9,10 @@ anything else -> 502.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import numpy as np
@@ -78,8 +80,8 @@ class TritonBackend:
     async def embed_text(self, ids: np.ndarray, adapters: list[str]) -> np.ndarray:
         served = await self.served_model()
         model = self.settings.text_model
-        result = await self.batcher.submit(
-            model, {"input_ids": ids}, adapters, ("text_embedding",), served.text_max_batch
+        result = await self._within_deadline(
+            model, self.batcher.submit(model, {"input_ids": ids}, adapters, ("text_embedding",), served.text_max_batch)
         )
         return result["text_embedding"]
 
@@ -91,7 +93,18 @@ class TritonBackend:
             raise ValueError(f"unknown image outputs {sorted(unknown)}")
         served = await self.served_model()
         model = self.settings.image_model
-        return await self.batcher.submit(model, {"pixels": pixels}, adapters, outputs, served.image_max_batch)
+        return await self._within_deadline(
+            model, self.batcher.submit(model, {"pixels": pixels}, adapters, outputs, served.image_max_batch)
+        )
+
+    async def _within_deadline(self, model: str, batched: Awaitable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The Triton deadline bounds the whole wait, time in the batcher's queue included: a request queued behind
+        stalled calls times out when its own deadline is up (its rows are then dropped from the lane)."""
+        try:
+            return await asyncio.wait_for(batched, self.settings.timeout_s)
+        except TimeoutError:
+            self.metrics.triton_failures.labels(model, "timeout").inc()
+            raise self._timeout() from None
 
     async def _infer(
         self, model: str, arrays: dict[str, np.ndarray], adapters: list[str], outputs: tuple[str, ...]
@@ -115,15 +128,18 @@ class TritonBackend:
             self.metrics.triton_duration.labels(model).observe(time.perf_counter() - started)
         return {name: result.as_numpy(name) for name in outputs}
 
+    def _timeout(self) -> GatewayError:
+        return GatewayError(
+            ErrorKind.BACKEND_TIMEOUT,
+            f"inference did not finish within {self.settings.timeout_s:g} s",
+            code="triton_timeout",
+        )
+
     def _map_error(self, model: str, exc: InferenceServerException) -> GatewayError:
         status, message = str(exc.status() or ""), str(exc.message() or "")
         if "DEADLINE_EXCEEDED" in status or "Deadline" in message:
             self.metrics.triton_failures.labels(model, "timeout").inc()
-            return GatewayError(
-                ErrorKind.BACKEND_TIMEOUT,
-                f"inference did not finish within {self.settings.timeout_s:g} s",
-                code="triton_timeout",
-            )
+            return self._timeout()
         if "maximum queue size" in message or ("timeout" in message.lower() and "queue" in message.lower()):
             self.metrics.triton_failures.labels(model, "overloaded").inc()
             return GatewayError(

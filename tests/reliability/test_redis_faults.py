@@ -35,7 +35,9 @@ def gateway(
     triton_ctl: ControlledTriton, own_redis: RedisServer, tokenizer_path: Path, adapter_store: Path, tmp_path: Path
 ) -> Iterator[GatewayServer]:
     settings = tenant_settings(triton_ctl.server, own_redis.url, tokenizer_path, adapter_store)
-    with GatewayServer(settings, tmp_path) as server:
+    # Without the in-process LRU in front of Redis, which would keep answering repeated texts while Redis is down
+    # (tests/unit/service/test_cache.py): here every hit is Redis's, so hits stop and resume with it.
+    with GatewayServer(settings, tmp_path, TIPS_REDIS__LOCAL_CACHE_BYTES="0") as server:
         yield server
 
 
