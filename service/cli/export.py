@@ -30,9 +30,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--torch-compile", default="", help="torch.compile mode of the torch trunk (default: eager)")
     parser.add_argument(
+        "--compile-backend",
+        choices=("inductor", "cudagraphs", "eager"),
+        default="inductor",
+        help="with --torch-compile: inductor (takes the mode; reduce-overhead adds CUDA graphs), cudagraphs, or eager",
+    )
+    parser.add_argument(
+        "--compile-bucket",
+        type=int,
+        action="append",
+        dest="compile_buckets",
+        help="batch size with its own static compiled graph, warmed at load (repeatable; the max batch is always one; "
+        "none: one graph with a dynamic batch axis)",
+    )
+    parser.add_argument(
         "--host-tensors",
         action="store_true",
-        help="with device cuda, hand tensors between ensemble steps over through host memory (a fallback)",
+        help="gpu flavour: hand tensors between ensemble steps over through host memory (a fallback)",
     )
     parser.add_argument(
         "--resolution",
@@ -61,6 +75,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--trunk-instances", type=int, default=1)
     parser.add_argument("--embed-instances", type=int, default=1)
+    parser.add_argument(
+        "--fused-instances",
+        type=int,
+        default=0,
+        help="instances of each fused model (runtime torch, local flavour); default 3 on a GPU, 1 on a CPU",
+    )
     parser.add_argument("--intra-op-threads", type=int, default=0)
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--warmup-batch", type=int, default=1, help="batch size of each model's warm-up request")
@@ -78,6 +98,8 @@ def _export(args: argparse.Namespace) -> int:
         device=args.device,
         compute_dtype=args.compute_dtype,
         torch_compile=args.torch_compile,
+        compile_backend=args.compile_backend,
+        compile_buckets=tuple(args.compile_buckets or ()),
         keep_on_device=not args.host_tensors,
         preferred_batch_sizes=tuple(args.preferred_batch_sizes or ()),
         text_max_batch=args.text_max_batch,
@@ -86,6 +108,7 @@ def _export(args: argparse.Namespace) -> int:
         max_queue_size=args.max_queue_size,
         trunk_instances=args.trunk_instances,
         embed_instances=args.embed_instances,
+        fused_instances=args.fused_instances,
         intra_op_threads=args.intra_op_threads,
         adapter_store=args.adapter_store,
         adapter_capacity=args.adapter_capacity,

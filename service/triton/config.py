@@ -85,7 +85,10 @@ class ModelConfig:
                 count=group.count, kind=pb.ModelInstanceGroup.Kind.Value(group.kind), gpus=list(group.gpus)
             )
         for key, value in sorted(self.parameters.items()):
-            cfg.parameters[key].string_value = value
+            # An empty value is dropped: Triton's JSON view of the config omits it anyway (proto3 default), and every
+            # reader here treats an absent parameter as empty.
+            if value:
+                cfg.parameters[key].string_value = value
         for step in self.ensemble_steps:
             s = cfg.ensemble_scheduling.step.add(model_name=step.model_name, model_version=-1)
             s.input_map.update(step.input_map)

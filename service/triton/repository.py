@@ -1,16 +1,23 @@
-"""Generates the Triton model repository, in three flavours with identical model names and tensors.
+"""Generates the Triton model repository. Whatever the flavour, the gateway sees the same two models and tensors:
 
-    tipsv2_text  (ensemble) = tipsv2_text_embed  (python: ids -> embeddings, adapters) -> tipsv2_text_trunk
-    tipsv2_image (ensemble) = tipsv2_image_embed (python: pixels -> tokens, adapters)  -> tipsv2_image_trunk
+    tipsv2_text   input_ids INT32 [L], adapter BYTES [1]        -> text_embedding
+    tipsv2_image  pixels UINT8 [S, S, 3], adapter BYTES [1]     -> cls1, cls2, patch_tokens, dense_tokens
 
-Flavours differ only in the trunks: `local` runs them in Python-backend models (the tritonserver bundled with
-nvidia-pytriton has no onnxruntime or TensorRT backend): onnxruntime on the ONNX file with runtime `numpy`, or the
-model library's torch tower with runtime `torch` (on a GPU with device `cuda`). `onnx` uses Triton's onnxruntime
-backend (NVIDIA's container, CPU or GPU); `gpu` uses TensorRT plans that `tipsv2 engines build` compiles from the
-ONNX file it finds next to them. The runtime also picks the embedding stages' code: numpy in host memory (torch-free,
-for NVIDIA's container as shipped) or torch with the adapter bank resident on the device.
+How they are built depends on what runs the trunk:
+- `local` flavour, runtime `torch` (cpu or cuda): each is ONE Python-backend model doing the whole forward in one
+  `execute` (`models/fused.py`: embedding layer, device-resident adapter bank, the model library's torch tower,
+  only the requested outputs). No tensor crosses between processes on the way, no ensemble step runs.
+- every other combination keeps the split its trunk backend needs, as an ensemble:
+      tipsv2_text  (ensemble) = tipsv2_text_embed  (python: ids -> embeddings, adapters) -> tipsv2_text_trunk
+      tipsv2_image (ensemble) = tipsv2_image_embed (python: pixels -> tokens, adapters)  -> tipsv2_image_trunk
+  `local` + runtime `numpy`: the trunks are Python-backend models running onnxruntime (the bundled tritonserver
+  has no onnxruntime or TensorRT backend); `onnx`: Triton's onnxruntime backend (NVIDIA's container, CPU or GPU);
+  `gpu`: TensorRT plans that `tipsv2 engines build` compiles from the ONNX file beside them. The runtime picks the
+  embedding stages' code: numpy in host memory (torch-free, for NVIDIA's container as shipped) or torch with the
+  adapter bank resident on the device.
 
-The trunks never change for an adapter: adapters live in the embedding stages' banks, read from the adapter store.
+Both shapes come from the same typed tensors and options below. The trunks never change for an adapter: adapters
+live in the banks (of the embedding stages, or of the fused models), read from the adapter store.
 """
 
 from __future__ import annotations
@@ -47,6 +54,20 @@ _SHARED_SOURCES = (
     "tipsv2_metrics.py",
     "tipsv2_triton.py",
 )
+_FUSED_SOURCES = (
+    "tipsv2_stages.py",
+    "tipsv2_stages_torch.py",
+    "tipsv2_fused_torch.py",
+    "tipsv2_metrics.py",
+    "tipsv2_triton.py",
+)
+COMPILE_BACKENDS = ("inductor", "cudagraphs", "eager")
+# The fused models' instance count on a GPU when not given: three stubs taking turns on one GPU reached 0.87x of
+# direct in the ceiling probe (1: 0.61x, 2: 0.79x, 4: 0.87x; ../shared/reference/gpu_anchors.md).
+GPU_FUSED_INSTANCES = 3
+# Torch threads per fused stub on a GPU when not given: the stub only stages bytes and launches kernels (the probe: 2).
+GPU_FUSED_THREADS = 2
+MiB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,10 @@ class RepositoryOptions:
     device: Device | None = None  # where models run; None: cuda for `gpu`, else cpu. cuda + numpy: trunk only (onnx)
     compute_dtype: ComputeDtype = "float32"  # precision of the torch trunk (I/O stays float32)
     torch_compile: str = ""  # torch.compile mode of the torch trunk ("" = eager)
+    compile_backend: str = "inductor"  # inductor (takes the mode), cudagraphs, or eager (traces only: CPU tests)
+    # Batch sizes with a static compiled graph each (batches padded up to the next; the max batch is always one);
+    # empty: one graph with a dynamic batch axis.
+    compile_buckets: tuple[int, ...] = ()
     keep_on_device: bool = True  # cuda: tensors between ensemble steps stay on the GPU (False: through host memory)
     text_max_batch: int = 256
     image_max_batch: int = 32
@@ -96,6 +121,7 @@ class RepositoryOptions:
     queue_timeout_us: int = 0
     trunk_instances: int = 1
     embed_instances: int = 1
+    fused_instances: int = 0  # instances of each fused model (runtime torch, local); 0: 3 on a GPU, 1 on a CPU
     intra_op_threads: int = 0  # CPU threads per model instance, onnxruntime or torch (0 = the library's default)
     adapter_store: str = ""
     adapter_capacity: int = 256
@@ -119,7 +145,10 @@ class RepositoryOptions:
             raise ValueError("batch sizes and instance counts must be at least 1")
         if not 1 <= self.warmup_batch <= min(self.text_max_batch, self.image_max_batch):
             raise ValueError("warmup_batch must lie in [1, the smaller max batch size]")
-        return replace(self, runtime=runtime, device=device)
+        if self.compile_backend not in COMPILE_BACKENDS or any(b < 1 for b in self.compile_buckets):
+            raise ValueError(f"compile backend must be one of {', '.join(COMPILE_BACKENDS)}; buckets at least 1")
+        instances = self.fused_instances or (GPU_FUSED_INSTANCES if device == "cuda" else 1)
+        return replace(self, runtime=runtime, device=device, fused_instances=instances)
 
     @property
     def torch_trunk(self) -> bool:
@@ -128,6 +157,12 @@ class RepositoryOptions:
     @property
     def stages_on_gpu(self) -> bool:
         return self.runtime == "torch" and self.device == "cuda"
+
+    def buckets(self, max_batch: int) -> tuple[int, ...]:
+        """A model's compiled batch sizes: the given ones below its max batch, and the max batch itself."""
+        if not self.compile_buckets:
+            return ()
+        return tuple(sorted({b for b in self.compile_buckets if b < max_batch} | {max_batch}))
 
 
 ModelFiles = tuple[ModelConfig, dict[str, Path]]
@@ -147,7 +182,11 @@ def write_repository(out: str | Path, served: ServedModel, artifacts: Artifacts,
         (out / config.name / "config.pbtxt").write_text(config.to_pbtxt())
         for target, source in files.items():
             shutil.copyfile(source, version / target)
-    manifest = {"served": asdict(served), "options": asdict(options)}
+    manifest = {
+        "served": asdict(served),
+        "options": asdict(options),
+        "server": {"python_shm_default_bytes": python_shm_bytes(served, options)},
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return out
 
@@ -161,6 +200,19 @@ def read_manifest(repository: str | Path) -> dict[str, dict[str, object]]:
     return manifest
 
 
+def python_shm_bytes(served: ServedModel, options: RepositoryOptions) -> int:
+    """Shared memory for each Python-backend stub (tritonserver's `--backend-config=python,shm-default-byte-size`):
+    a full batch of inputs at the largest resolution plus its CLS or text outputs, with a quarter to spare, so that
+    the hot path never grows the region (the backend's default is 1 MiB, grown 1 MiB at a time). Patch and dense
+    tokens of a full batch may still grow it."""
+    S, D = max(served.resolutions), served.embed_dim
+    adapter_ids = 128  # bytes per row, generously: an id is `tenant/name/version/digest` plus a length prefix
+    text = options.text_max_batch * (served.text_len * 4 + adapter_ids + D * 4)
+    image = options.image_max_batch * (S * S * 3 + adapter_ids + 2 * D * 4)
+    need = max(text, image) * 5 // 4
+    return max(16 * MiB, -(-need // MiB) * MiB)
+
+
 def _check_artifacts(art: Artifacts, opt: RepositoryOptions) -> None:
     if opt.torch_trunk:
         needed = {"text_trunk_torch": art.text_trunk_torch, "image_trunk_torch": art.image_trunk_torch}
@@ -171,39 +223,101 @@ def _check_artifacts(art: Artifacts, opt: RepositoryOptions) -> None:
         raise ValueError(f"the {opt.flavour} flavour with runtime {opt.runtime} needs {', '.join(missing)}")
 
 
-def _models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[ModelFiles]:
+@dataclass(frozen=True)
+class _Io:
+    """The tensors of one modality: what the gateway sends and receives, and what the ensemble steps hand over."""
+
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    warm: dict[str, Tensor]  # warm-up shapes where the inputs' dims are open (an image at the default resolution)
+
+
+def _io(served: ServedModel) -> tuple[_Io, _Io]:
     D, L = served.embed_dim, served.text_len
-    ids = Tensor("input_ids", "TYPE_INT32", (L,))
     adapter = Tensor("adapter", "TYPE_STRING", (1,))
-    embeddings = Tensor("embeddings", "TYPE_FP32", (L, D))
-    mask = Tensor("token_mask", "TYPE_FP32", (L,))
-    text_out = Tensor("text_embedding", "TYPE_FP32", (D,))
-    pixels = Tensor("pixels", "TYPE_UINT8", (-1, -1, 3))
-    tokens = Tensor("tokens", "TYPE_FP32", (-1, D))
+    res = served.resolutions[0]
+    text = _Io((Tensor("input_ids", "TYPE_INT32", (L,)), adapter), (Tensor("text_embedding", "TYPE_FP32", (D,)),), {})
     image_outs = (
         Tensor("cls1", "TYPE_FP32", (D,)),
         Tensor("cls2", "TYPE_FP32", (D,)),
         Tensor("patch_tokens", "TYPE_FP32", (-1, D)),
         Tensor("dense_tokens", "TYPE_FP32", (-1, D)),
     )
-    res = served.resolutions[0]
-    n_tokens = 2 + (res // served.patch_size) ** 2
+    pixels = Tensor("pixels", "TYPE_UINT8", (-1, -1, 3))
+    image = _Io((pixels, adapter), image_outs, {"pixels": Tensor("pixels", "TYPE_UINT8", (res, res, 3))})
+    return text, image
+
+
+def _models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[ModelFiles]:
+    if opt.torch_trunk:
+        return _fused_models(served, art, opt)
+    return _ensemble_models(served, art, opt)
+
+
+def _fused_models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[ModelFiles]:
+    """One Python-backend model per modality doing the whole forward (`models/fused.py`)."""
+    kind: Literal["KIND_GPU", "KIND_CPU"] = "KIND_GPU" if opt.device == "cuda" else "KIND_CPU"
+    threads = opt.intra_op_threads or (GPU_FUSED_THREADS if opt.device == "cuda" else 0)
+    sources = {name: _MODEL_SOURCES / name for name in _FUSED_SOURCES}
+    text, image = _io(served)
+    models = []
+    for modality, name, io, embed, tower, max_batch in (
+        ("text", TEXT_MODEL, text, art.text_embed, art.text_trunk_torch, opt.text_max_batch),
+        ("image", IMAGE_MODEL, image, art.image_embed, art.image_trunk_torch, opt.image_max_batch),
+    ):
+        assert tower is not None
+        params = {
+            **_served_params(served),
+            "modality": modality,
+            "runtime": "torch",
+            "device": str(opt.device),
+            "dtype": opt.compute_dtype,
+            "intra_op_threads": str(threads),
+            "adapter_store": opt.adapter_store,
+            "adapter_capacity": str(opt.adapter_capacity),
+            "base_hash": served.model_id,
+            "compile": opt.torch_compile,
+            "compile_backend": opt.compile_backend,
+            "compile_buckets": ",".join(map(str, opt.buckets(max_batch))),
+            # The Python backend's stub ignores PYTHONPATH: the model puts the project on sys.path itself.
+            "project_root": str(PROJECT_ROOT),
+            # Requests arrive from clients in host memory; they go to the GPU through the model's pinned staging.
+            "FORCE_CPU_ONLY_INPUT_TENSORS": "yes",
+        }
+        config = ModelConfig(
+            name=name,
+            backend="python",
+            max_batch_size=max_batch,
+            inputs=io.inputs,
+            outputs=io.outputs,
+            dynamic_batching=_batching(opt),
+            instance_groups=(InstanceGroup(opt.fused_instances, kind),),
+            parameters=params,
+            warmups=_warm(opt, {t.name: t for t in io.inputs} | io.warm),
+        )
+        files = {p.name: p for p in sorted(Path(tower).iterdir()) if p.is_file()}
+        files |= {"model.py": _MODEL_SOURCES / "fused.py", "embed.safetensors": embed, **sources}
+        models.append((config, files))
+    return models
+
+
+def _ensemble_models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[ModelFiles]:
+    """Embedding stage -> trunk, as an ensemble per modality (the numpy runtime, and the onnx and gpu flavours)."""
+    D, L = served.embed_dim, served.text_len
+    text, image = _io(served)
+    embeddings = Tensor("embeddings", "TYPE_FP32", (L, D))
+    mask = Tensor("token_mask", "TYPE_FP32", (L,))
+    tokens = Tensor("tokens", "TYPE_FP32", (-1, D))
+    n_tokens = 2 + (served.resolutions[0] // served.patch_size) ** 2
     embed = _embed_model(served, opt)
     trunk = _trunk_model(opt)
     return [
-        embed(TEXT_EMBED, "text_embed.py", (ids, adapter), (embeddings, mask), art.text_embed, opt.text_max_batch),
-        trunk(
-            TEXT_TRUNK,
-            (embeddings, mask),
-            (text_out,),
-            (art.text_trunk_onnx, art.text_trunk_torch),
-            opt.text_max_batch,
-        ),
+        embed(TEXT_EMBED, "text_embed.py", text.inputs, (embeddings, mask), art.text_embed, opt.text_max_batch),
+        trunk(TEXT_TRUNK, (embeddings, mask), text.outputs, art.text_trunk_onnx, opt.text_max_batch),
         _ensemble(
             served,
             TEXT_MODEL,
-            (ids, adapter),
-            (text_out,),
+            text,
             (
                 EnsembleStep(
                     TEXT_EMBED,
@@ -218,31 +332,22 @@ def _models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list
             ),
             opt.text_max_batch,
         ),
-        embed(
-            IMAGE_EMBED,
-            "image_embed.py",
-            (pixels, adapter),
-            (tokens,),
-            art.image_embed,
-            opt.image_max_batch,
-            {"pixels": Tensor("pixels", "TYPE_UINT8", (res, res, 3))},
-        ),
+        embed(IMAGE_EMBED, "image_embed.py", image.inputs, (tokens,), art.image_embed, opt.image_max_batch, image.warm),
         trunk(
             IMAGE_TRUNK,
             (tokens,),
-            image_outs,
-            (art.image_trunk_onnx, art.image_trunk_torch),
+            image.outputs,
+            art.image_trunk_onnx,
             opt.image_max_batch,
             {"tokens": Tensor("tokens", "TYPE_FP32", (n_tokens, D))},
         ),
         _ensemble(
             served,
             IMAGE_MODEL,
-            (pixels, adapter),
-            image_outs,
+            image,
             (
                 EnsembleStep(IMAGE_EMBED, {"pixels": "pixels", "adapter": "adapter"}, {"tokens": "_tokens"}),
-                EnsembleStep(IMAGE_TRUNK, {"tokens": "_tokens"}, {o.name: o.name for o in image_outs}),
+                EnsembleStep(IMAGE_TRUNK, {"tokens": "_tokens"}, {o.name: o.name for o in image.outputs}),
             ),
             opt.image_max_batch,
         ),
@@ -310,11 +415,11 @@ def _trunk_model(opt: RepositoryOptions) -> Callable[..., ModelFiles]:
         name: str,
         inputs: tuple[Tensor, ...],
         outputs: tuple[Tensor, ...],
-        files: tuple[Path | None, Path | None],
+        onnx_file: Path | None,
         max_batch: int,
         warm: dict[str, Tensor] | None = None,
     ) -> ModelFiles:
-        onnx_file, torch_dir = files
+        assert onnx_file is not None
         base = ModelConfig(
             name=name,
             max_batch_size=max_batch,
@@ -324,23 +429,6 @@ def _trunk_model(opt: RepositoryOptions) -> Callable[..., ModelFiles]:
             instance_groups=(InstanceGroup(opt.trunk_instances, kind),),
             warmups=_warm(opt, {t.name: t for t in inputs} | (warm or {})),
         )
-        if opt.torch_trunk:
-            assert torch_dir is not None
-            params = {
-                **_torch_params(opt),
-                "dtype": opt.compute_dtype,
-                "compile": opt.torch_compile,
-                # The Python backend's stub ignores PYTHONPATH: the model puts the project on sys.path itself.
-                "project_root": str(PROJECT_ROOT),
-            }
-            tower = {p.name: p for p in sorted(Path(torch_dir).iterdir()) if p.is_file()}
-            return replace(base, backend="python", parameters=params), {
-                "model.py": _MODEL_SOURCES / "torch_trunk.py",
-                "tipsv2_triton.py": _MODEL_SOURCES / "tipsv2_triton.py",
-                "tipsv2_stages.py": _MODEL_SOURCES / "tipsv2_stages.py",
-                **tower,
-            }
-        assert onnx_file is not None
         if opt.flavour == "local":
             params = {"intra_op_threads": str(opt.intra_op_threads)}
             files_ = {"model.py": _MODEL_SOURCES / "onnx_trunk.py", ONNX_FILE: onnx_file}
@@ -355,15 +443,22 @@ def _trunk_model(opt: RepositoryOptions) -> Callable[..., ModelFiles]:
     return trunk
 
 
-def _ensemble(
-    served: ServedModel,
-    name: str,
-    inputs: tuple[Tensor, ...],
-    outputs: tuple[Tensor, ...],
-    steps: tuple[EnsembleStep, ...],
-    max_batch: int,
-) -> ModelFiles:
-    params = {
+def _ensemble(served: ServedModel, name: str, io: _Io, steps: tuple[EnsembleStep, ...], max_batch: int) -> ModelFiles:
+    config = ModelConfig(
+        name=name,
+        platform="ensemble",
+        max_batch_size=max_batch,
+        inputs=io.inputs,
+        outputs=io.outputs,
+        parameters=_served_params(served),
+        ensemble_steps=steps,
+    )
+    return config, {}
+
+
+def _served_params(served: ServedModel) -> dict[str, str]:
+    """What the gateway reads from the text and image models' configs (`service/inference/triton.py`)."""
+    return {
         "model_name": served.model_name,
         "model_id": served.model_id,
         "embed_dim": str(served.embed_dim),
@@ -372,16 +467,6 @@ def _ensemble(
         "resolutions": ",".join(map(str, served.resolutions)),
         "temperature": repr(served.temperature),
     }
-    config = ModelConfig(
-        name=name,
-        platform="ensemble",
-        max_batch_size=max_batch,
-        inputs=inputs,
-        outputs=outputs,
-        parameters=params,
-        ensemble_steps=steps,
-    )
-    return config, {}
 
 
 def _warm(opt: RepositoryOptions, inputs: dict[str, Tensor]) -> tuple[Warmup, ...]:

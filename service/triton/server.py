@@ -25,6 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.local.process import die_with_parent
+from service.triton.repository import MANIFEST
+
+# How much a Python-backend stub's shared memory grows by when a request outgrows it (the backend's default: 1 MiB,
+# so a 100 MB batch of patch tokens took a hundred growths).
+SHM_GROWTH_BYTES = 16 << 20
 
 
 class TritonNotAvailable(RuntimeError):
@@ -83,6 +88,15 @@ def server_env() -> dict[str, str]:
     return env
 
 
+def manifest_shm_bytes(repository: Path) -> int:
+    """The stub shared memory a generated repository asks for (0 when it says nothing)."""
+    try:
+        manifest = json.loads((Path(repository) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return 0
+    return int(manifest.get("server", {}).get("python_shm_default_bytes", 0))
+
+
 @dataclass
 class TritonServer:
     repository: Path
@@ -97,6 +111,9 @@ class TritonServer:
     # PYTHONPATH): on a machine with numpy 2, a folder holding numpy 1 here is what lets the stub read BYTES
     # inputs (see docs/benchmarks.md, "numpy 2 and the bundled Python backend").
     cwd: Path | None = None
+    # Shared memory of each Python-backend stub; None: what the repository's manifest asks for (sized for a full
+    # batch by the generator), or the backend's default for a repository without one.
+    python_shm_bytes: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -121,9 +138,19 @@ class TritonServer:
             "--grpc-address=127.0.0.1",
             f"--model-control-mode={self.model_control_mode}",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            *self._shm_sizes(),
             f"--log-verbose={self.log_verbose}",
             "--exit-on-error=true",
             *self.extra_args,
+        ]
+
+    def _shm_sizes(self) -> list[str]:
+        size = self.python_shm_bytes or manifest_shm_bytes(self.repository)
+        if not size:
+            return []
+        return [
+            f"--backend-config=python,shm-default-byte-size={size}",
+            f"--backend-config=python,shm-growth-byte-size={SHM_GROWTH_BYTES}",
         ]
 
     def start(self, timeout: float = 120.0) -> TritonServer:

@@ -1,10 +1,11 @@
 """The serving path against the real tritonserver, in both Python-backend runtimes of the `local` flavour:
-`numpy` (numpy stages + onnxruntime trunks) and `torch` (torch stages with the device-resident adapter bank + torch
-trunks, on CPU here). References are computed in plain PyTorch from the model library:
-model.{text,visual}.embed -> x + up(act(down x)) -> trunk."""
+`numpy` (ensembles: numpy stages + onnxruntime trunks) and `torch` (one fused model per modality: embedding layer,
+device-resident adapter bank and torch trunk in one `execute`, on CPU here). References are computed in plain
+PyTorch from the model library: model.{text,visual}.embed -> x + up(act(down x)) -> trunk."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ import torch.nn.functional as F
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from service.core.config import TritonSettings
+from service.core.metrics import Metrics
+from service.inference.triton import TritonBackend
 from service.triton.repository import IMAGE_MODEL, TEXT_MODEL, RepositoryOptions
 from service.triton.server import TritonServer
 from tests.conftest import TINY, start_triton
@@ -35,7 +39,7 @@ TORCH_ACT = {
     "silu": F.silu,
 }
 IMAGE_OUTPUTS = ("cls1", "cls2", "patch_tokens", "dense_tokens")
-MODELS = ("tipsv2_text_embed", "tipsv2_text_trunk", TEXT_MODEL, "tipsv2_image_embed", "tipsv2_image_trunk", IMAGE_MODEL)
+ENSEMBLE_MODELS = ("tipsv2_text_embed", "tipsv2_text_trunk", "tipsv2_image_embed", "tipsv2_image_trunk")
 Adapter = dict[str, tuple[np.ndarray, np.ndarray] | str]  # modality -> (down, up), "activation" -> name
 
 
@@ -140,7 +144,8 @@ def torch_image(model, pixels: np.ndarray, rows: list[Adapter | None]) -> dict[s
 
 
 def max_diff(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> float:
-    return max(float(np.abs(got[k] - np.asarray(want[k])).max()) for k in want)
+    """Over the outputs `got` holds (a request may ask for some only)."""
+    return max(float(np.abs(got[k] - np.asarray(want[k])).max()) for k in got)
 
 
 def token_ids(rows: int, seed: int) -> np.ndarray:
@@ -156,10 +161,21 @@ def pixels(rows: int, size: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (rows, size, size, 3), dtype=np.uint8)
 
 
+def served_models(server: TritonServer) -> set[str]:
+    """The numpy runtime serves two ensembles of two steps each, the torch runtime two fused models."""
+    return set(repository_index(server))
+
+
+def bank_model(server: TritonServer, modality: str) -> str:
+    """The model holding a modality's adapter bank: its embedding stage, or its fused model."""
+    stage = f"tipsv2_{modality}_embed"
+    return stage if stage in served_models(server) else f"tipsv2_{modality}"
+
+
 def load_counts(server: TritonServer) -> dict[str, int]:
     """How often Triton has loaded each model since it started, from its own log."""
     log = server.log_path.read_text(errors="replace")
-    return {m: len(re.findall(rf"successfully loaded '{m}'", log)) for m in MODELS}
+    return {m: len(re.findall(rf"successfully loaded '{m}'", log)) for m in served_models(server)}
 
 
 def repository_index(server: TritonServer) -> dict[str, tuple[str, str]]:
@@ -229,7 +245,8 @@ def test_new_adapter_version_is_used_by_the_next_request_without_any_reload(
     assert np.abs(second - torch_text(tiny_model, text, [v2, v2])).max() <= 1e-4
     assert np.abs(second - first).max() > 1e-3
     assert repository_index(served) == index
-    assert all(state == "READY" for _, state in index.values()) and set(MODELS) <= set(index)
+    assert all(state == "READY" for _, state in index.values()) and {TEXT_MODEL, IMAGE_MODEL} <= set(index)
+    assert set(index) in ({TEXT_MODEL, IMAGE_MODEL}, {TEXT_MODEL, IMAGE_MODEL, *ENSEMBLE_MODELS})
     assert load_counts(served) == loads and all(count >= 1 for count in loads.values())
 
 
@@ -256,7 +273,8 @@ def test_unknown_adapter_fails_its_own_request_only(served: TritonServer, nine_a
 
 
 def test_concurrent_requests_are_batched_dynamically(served: TritonServer) -> None:
-    before = {m: stats(served, m) for m in ("tipsv2_text_embed", "tipsv2_text_trunk")}
+    steps = [m for m in ("tipsv2_text_embed", "tipsv2_text_trunk") if m in served_models(served)]
+    before = {m: stats(served, m) for m in steps or [TEXT_MODEL]}
     text = token_ids(1, seed=6)
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda _: infer_text(served, text, [""]), range(96)))
@@ -269,14 +287,14 @@ def test_concurrent_requests_are_batched_dynamically(served: TritonServer) -> No
 def test_adapter_bank_metrics_are_on_tritons_metrics_port(served: TritonServer, nine_adapters) -> None:  # type: ignore[no-untyped-def]
     infer_text(served, token_ids(1, seed=9), [next(iter(nine_adapters))])  # at least one load on this server
     text = scrape(served)
-    for model in ("tipsv2_text_embed", "tipsv2_image_embed"):
+    for model in (bank_model(served, "text"), bank_model(served, "image")):
         loads = metric(text, "tipsv2_adapter_loads_total", model)
         assert metric(text, "tipsv2_adapter_load_duration_seconds_count", model) == loads
         assert metric(text, "tipsv2_adapter_bank_size", model) >= 0
         metric(text, "tipsv2_adapter_evictions_total", model)
         metric(text, "tipsv2_adapter_load_seconds_total", model)
-    assert metric(text, "tipsv2_adapter_loads_total", "tipsv2_text_embed") >= 9
-    assert metric(text, "tipsv2_adapter_rows_total", "tipsv2_text_embed") >= 9
+    assert metric(text, "tipsv2_adapter_loads_total", bank_model(served, "text")) >= 9
+    assert metric(text, "tipsv2_adapter_rows_total", bank_model(served, "text")) >= 9
 
 
 def test_full_bank_evicts_least_recently_used_and_counts_it(torch_triton: TritonServer, adapter_store: Path) -> None:
@@ -287,12 +305,74 @@ def test_full_bank_evicts_least_recently_used_and_counts_it(torch_triton: Triton
     for adapter_id in ids:  # 14 adapters through a bank of 12
         infer_text(torch_triton, text, [adapter_id])
     after = scrape(torch_triton)
-    evicted = metric(after, "tipsv2_adapter_evictions_total", "tipsv2_text_embed") - metric(
-        before, "tipsv2_adapter_evictions_total", "tipsv2_text_embed"
+    evicted = metric(after, "tipsv2_adapter_evictions_total", TEXT_MODEL) - metric(
+        before, "tipsv2_adapter_evictions_total", TEXT_MODEL
     )
     assert evicted >= 2
-    assert metric(after, "tipsv2_adapter_bank_size", "tipsv2_text_embed") == 12
+    assert metric(after, "tipsv2_adapter_bank_size", TEXT_MODEL) == 12
     infer_text(torch_triton, text, [ids[0]])  # evicted earlier: loaded again on use, not an error
-    assert metric(scrape(torch_triton), "tipsv2_adapter_loads_total", "tipsv2_text_embed") > metric(
-        after, "tipsv2_adapter_loads_total", "tipsv2_text_embed"
+    assert metric(scrape(torch_triton), "tipsv2_adapter_loads_total", TEXT_MODEL) > metric(
+        after, "tipsv2_adapter_loads_total", TEXT_MODEL
     )
+
+
+# -- the fused models: only what was asked, through what the gateway calls ------------------------------------
+
+
+def output_rows(text: str, output: str) -> float:
+    pattern = rf'^tipsv2_output_rows_total{{[^}}]*model="{IMAGE_MODEL}"[^}}]*output="{output}"[^}}]*}} ([0-9.e+-]+)$'
+    values = re.findall(pattern, text, flags=re.MULTILINE)
+    assert values, f"tipsv2_output_rows_total for {output} is not on Triton's metrics port"
+    return sum(float(v) for v in values)
+
+
+def gateway_embed_image(server: TritonServer, images: np.ndarray, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The call the gateway makes for an image request (service/inference/triton.py)."""
+
+    async def call() -> dict[str, np.ndarray]:
+        backend = TritonBackend(TritonSettings(url=f"127.0.0.1:{server.grpc_port}"), Metrics())
+        try:
+            return await backend.embed_image(images, [""] * len(images), outputs)
+        finally:
+            await backend.close()
+
+    return asyncio.run(call())
+
+
+def test_a_cls_request_never_runs_the_dense_pass_nor_moves_patch_tokens(torch_triton: TritonServer, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    images = pixels(3, 112, seed=11)
+    before = scrape(torch_triton)
+    got = gateway_embed_image(torch_triton, images, ("cls1",))
+    after = scrape(torch_triton)
+    assert list(got) == ["cls1"] and max_diff(got, torch_image(tiny_model, images, [None] * 3)) <= 1e-4
+    assert metric(after, "tipsv2_dense_passes_total", IMAGE_MODEL) == metric(
+        before, "tipsv2_dense_passes_total", IMAGE_MODEL
+    )
+    for name in ("cls2", "patch_tokens", "dense_tokens"):
+        assert output_rows(after, name) == output_rows(before, name), name
+    assert output_rows(after, "cls1") == output_rows(before, "cls1") + 3
+
+    # the same counters move when the dense tokens are asked for: they are live, so the checks above can fail
+    dense = gateway_embed_image(torch_triton, images, ("cls1", "dense_tokens"))
+    final = scrape(torch_triton)
+    assert max_diff(dense, torch_image(tiny_model, images, [None] * 3)) <= 1e-4
+    assert (
+        metric(final, "tipsv2_dense_passes_total", IMAGE_MODEL)
+        >= metric(after, "tipsv2_dense_passes_total", IMAGE_MODEL) + 1
+    )
+    assert (
+        metric(final, "tipsv2_dense_rows_total", IMAGE_MODEL)
+        == metric(after, "tipsv2_dense_rows_total", IMAGE_MODEL) + 3
+    )
+    assert output_rows(final, "patch_tokens") == output_rows(before, "patch_tokens")
+    assert metric(final, "tipsv2_trunk_compiled", IMAGE_MODEL) == 0  # this server's trunk runs eager
+
+
+def test_concurrent_requests_batched_together_each_get_their_own_rows(torch_triton: TritonServer, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """Host staging and output memory are reused from one execute to the next: every response must still hold its
+    own request's rows."""
+    texts = [token_ids(1 + i % 3, seed=40 + i) for i in range(24)]
+    with ThreadPoolExecutor(24) as pool:
+        got = list(pool.map(lambda ids: infer_text(torch_triton, ids, [""] * len(ids)), texts))
+    for ids, result in zip(texts, got, strict=True):
+        assert np.abs(result - torch_text(tiny_model, ids, [None] * len(ids))).max() <= 1e-4

@@ -3,16 +3,18 @@
 `save_torch_trunk` writes one tower's weights (safetensors, official parameter names) and its config into a
 Triton model folder; `load_torch_trunk` rebuilds the tower from the model library and returns a callable with the
 same named inputs and outputs as the ONNX trunk (`trunks.py`), computing in `dtype` and answering in float32 (the
-tensor contract is identical across flavours). The GPU benchmark calls the same loader for its direct-torch
-baseline, so "direct" and "served" run the same module.
+tensor contract is identical across flavours), eager or compiled (`CompileSpec`). The fused serving model
+(`service/triton/models/tipsv2_fused_torch.py`) and the GPU benchmark's direct rows call the same loader, so
+"direct" and "served" run the same module.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -27,6 +29,7 @@ from training.tipsv2.vision import VisionTransformer
 Tower = Literal["text", "image"]
 WEIGHTS_FILE = "tower.safetensors"
 CONFIG_FILE = "tower.json"
+RECOMPILE_LIMIT = 64
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -42,27 +45,102 @@ def save_torch_trunk(model: TIPSv2, tower: Tower, directory: str | Path) -> Path
     return directory
 
 
+@dataclass(frozen=True)
+class CompileSpec:
+    """How a served trunk is compiled. `buckets`: batch sizes with one static graph each (a batch is padded up to the
+    next; one above the largest runs eager); none: one graph with a dynamic batch axis. Backend `inductor` takes
+    `mode` (`reduce-overhead` adds CUDA graphs); `cudagraphs` records the eager kernels as CUDA graphs; `eager` only
+    traces (cheap: what the CPU tests use to exercise the compiled path)."""
+
+    mode: str = "default"
+    backend: str = "inductor"
+    buckets: tuple[int, ...] = ()
+
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        # Each bucket at each image resolution is a graph of its own; past the limit dynamo would silently run eager.
+        for key in ("recompile_limit", "cache_size_limit"):  # the name changed across torch releases
+            if hasattr(torch._dynamo.config, key):
+                setattr(torch._dynamo.config, key, max(RECOMPILE_LIMIT, getattr(torch._dynamo.config, key)))
+        mode = self.mode if self.backend == "inductor" else None
+        return torch.compile(fn, dynamic=not self.buckets, backend=self.backend, mode=mode)
+
+
 class ServedTrunk:
-    """Named float32 inputs -> the requested named float32 outputs, computed in `dtype` on `device`."""
+    """Named inputs -> the requested named float32 outputs, computed in `dtype` on `device`, eager or compiled."""
 
     input_names: tuple[str, ...] = ()
     output_names: tuple[str, ...] = ()
 
-    def __init__(self, tower: nn.Module, device: torch.device, dtype: torch.dtype, compile_mode: str = "") -> None:
+    def __init__(
+        self, tower: nn.Module, device: torch.device, dtype: torch.dtype, spec: CompileSpec | None = None
+    ) -> None:
         self.tower = tower.to(device=device, dtype=dtype).eval().requires_grad_(False)
         self.device, self.dtype = device, dtype
-        # dynamic=True: one graph for every batch size (and image resolution) instead of a recompile per shape
-        self.forward = torch.compile(self._forward, dynamic=True, mode=compile_mode) if compile_mode else self._forward
+        self.spec = spec
+        self.compile_error = ""
+        self._compiled: Callable[..., dict[str, torch.Tensor]] | None = None
+        if spec is not None:
+            try:
+                self._compiled = spec.compile(self._forward)
+            except Exception as exc:  # an unknown backend, a torch without a compiler: serve eager, say why
+                self.compile_error = f"{type(exc).__name__}: {exc}"[:2000]
 
-    def __call__(self, feeds: dict[str, torch.Tensor], wanted: Collection[str] = ()) -> dict[str, torch.Tensor]:
+    @property
+    def compiled(self) -> bool:
+        """Whether batches run through the compiled graph (False: eager, by choice or after a failed compile)."""
+        return self._compiled is not None
+
+    def __call__(
+        self, feeds: dict[str, torch.Tensor], wanted: Collection[str] = (), dense_rows: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """`dense_rows` (image trunks): the rows whose dense tokens are wanted (None: all); `dense_tokens` then holds
+        those rows only, in that order."""
         inputs = [feeds[name].to(self.device, self.dtype, non_blocking=True) for name in self.input_names]
         wanted = tuple(wanted) or self.output_names
         with torch.inference_mode():
-            outputs = self.forward(*inputs, dense="dense_tokens" in wanted)
-        return {name: outputs[name].float() for name in wanted}
+            outputs = self._run(inputs)
+            outputs.update(self._extra(outputs, wanted, dense_rows))
+            return {name: outputs[name].float() for name in wanted}
 
-    def _forward(self, *inputs: torch.Tensor, dense: bool) -> dict[str, torch.Tensor]:
+    def warm(self, samples: list[dict[str, torch.Tensor]]) -> None:
+        """Compiles (and for CUDA graphs, records) every sample's graph now, in `initialize`, not on a request's
+        time. A compile that fails leaves the trunk eager, with the reason in `compile_error`."""
+        if self._compiled is None:
+            return
+        try:
+            for feeds in samples:
+                for _ in range(3):  # CUDA graph trees warm up once, record once, then replay
+                    self(feeds, self.output_names[:1])
+        except Exception as exc:  # any compiler failure: serving eager beats not serving
+            self.compile_error = f"{type(exc).__name__}: {exc}"[:2000]
+            self._compiled = None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def bucket(self, rows: int) -> int | None:
+        """The batch size `rows` runs at when compiled (None: eager)."""
+        if self._compiled is None or self.spec is None:
+            return None
+        if not self.spec.buckets:
+            return rows
+        return next((b for b in sorted(self.spec.buckets) if b >= rows), None)
+
+    def _run(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        rows = inputs[0].shape[0]
+        size = self.bucket(rows)
+        if size is None or self._compiled is None:
+            return self._forward(*inputs)
+        if size > rows:  # pad with copies of row 0: any row is a valid input, and rows never mix
+            inputs = [torch.cat((x, x[:1].expand(size - rows, *x.shape[1:]))) for x in inputs]
+        return {name: value[:rows] for name, value in self._compiled(*inputs).items()}
+
+    def _forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def _extra(
+        self, outputs: dict[str, torch.Tensor], wanted: tuple[str, ...], dense_rows: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        return {}
 
 
 class ServedTextTrunk(ServedTrunk):
@@ -70,7 +148,7 @@ class ServedTextTrunk(ServedTrunk):
     input_names = ("embeddings", "token_mask")
     output_names = TEXT_OUTPUTS
 
-    def _forward(self, *inputs: torch.Tensor, dense: bool) -> dict[str, torch.Tensor]:
+    def _forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         embeddings, mask = inputs
         return {"text_embedding": self.tower.trunk(embeddings, mask)}
 
@@ -80,19 +158,28 @@ class ServedImageTrunk(ServedTrunk):
     input_names = ("tokens",)
     output_names = IMAGE_OUTPUTS
 
-    def _forward(self, *inputs: torch.Tensor, dense: bool) -> dict[str, torch.Tensor]:
+    def _forward(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         (tokens,) = inputs
         p = self.tower.num_prefix_tokens
-        if dense:  # the MaskCLIP value path costs one more last block: only when a request asks for it
-            out, value_path = self.tower.trunk_with_dense(tokens)
-            extra = {"dense_tokens": value_path[:, p:]}
-        else:
-            out, extra = self.tower.trunk(tokens), {}
-        return {"cls1": out[:, 0], "cls2": out[:, 1], "patch_tokens": out[:, p:], **extra}
+        out, hidden = self.tower.trunk_with_hidden(tokens)
+        return {"cls1": out[:, 0], "cls2": out[:, 1], "patch_tokens": out[:, p:], "hidden": hidden}
+
+    def _extra(
+        self, outputs: dict[str, torch.Tensor], wanted: tuple[str, ...], dense_rows: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        if "dense_tokens" not in wanted:  # the MaskCLIP value path costs one more last block: only when asked for
+            return {}
+        hidden = outputs["hidden"] if dense_rows is None else outputs["hidden"].index_select(0, dense_rows)
+        return {"dense_tokens": self.tower.dense_from_hidden(hidden)[:, self.tower.num_prefix_tokens :]}
 
 
 def load_torch_trunk(
-    directory: str | Path, device: str | torch.device = "cpu", dtype: str = "float32", compile_mode: str = ""
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",
+    compile_mode: str = "",
+    compile_backend: str = "inductor",
+    buckets: tuple[int, ...] = (),
 ) -> ServedTrunk:
     """Rebuilds the tower saved by `save_torch_trunk` (strict load) as a served trunk."""
     directory = Path(directory)
@@ -107,4 +194,5 @@ def load_torch_trunk(
     if isinstance(tower, TextEncoder):
         tower.reset_buffers()  # the position table is not a parameter: recompute it after `to_empty`
     served = ServedTextTrunk if spec["tower"] == "text" else ServedImageTrunk
-    return served(tower, torch.device(device), DTYPES[dtype], compile_mode)
+    spec = CompileSpec(compile_mode or "default", compile_backend, buckets) if compile_mode else None
+    return served(tower, torch.device(device), DTYPES[dtype], spec)

@@ -100,10 +100,22 @@ class VisionTransformer(nn.Module):
 
     def trunk_with_dense(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (normal output, MaskCLIP value-path output) sharing blocks 0…L-2: both (B, T, D)."""
+        out, hidden = self.trunk_with_hidden(tokens)
+        return out, self.dense_from_hidden(hidden)
+
+    def trunk_with_hidden(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (normal output, the last block's input): serving runs the dense value path from the latter, and
+        only for the rows that ask for it."""
         for block in self.blocks[:-1]:
             tokens = block(tokens)
+        out: torch.Tensor = self.norm(self.blocks[-1](tokens))
+        return out, tokens
+
+    def dense_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The MaskCLIP value path of the last block over its input `hidden` (from `trunk_with_hidden`), normed."""
         last = cast(Block, self.blocks[-1])  # ModuleList indexing is typed as Module
-        return self.norm(last(tokens)), self.norm(last.forward_value_path(tokens))
+        dense: torch.Tensor = self.norm(last.forward_value_path(hidden))
+        return dense
 
     def split(self, x: torch.Tensor) -> ImageFeatures:
         p = self.num_prefix_tokens

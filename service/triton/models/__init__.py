@@ -1,5 +1,9 @@
 """Sources of the Python-backend models; the repository generator copies them into each model's version folder.
 
-They import only numpy, safetensors and onnxruntime (never this package), so they also run inside NVIDIA's own
-Triton container. `tipsv2_stages.py` holds the math shared by the embedding stages.
+Ensemble steps (numpy runtime, and the stages ahead of the onnx/TensorRT trunks): `text_embed.py`, `image_embed.py`
+(numpy, or torch through `tipsv2_embed_torch.py`), `onnx_trunk.py`. The torch runtime's fused models: `fused.py`,
+one source for both modalities, doing the whole forward through `tipsv2_fused_torch.py`. The numpy files import only
+numpy, safetensors and onnxruntime (never this package), so they also run inside NVIDIA's own Triton container;
+`tipsv2_stages.py` holds the math shared by the embedding stages, `tipsv2_stages_torch.py` its torch form with the
+device-resident adapter bank.
 """

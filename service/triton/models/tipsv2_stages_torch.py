@@ -41,6 +41,17 @@ TORCH_ACTIVATIONS = {
 MIN_RANK = 8
 
 
+def device_index(
+    values: Sequence[int] | Sequence[bool], device: torch.device, dtype: torch.dtype = torch.long
+) -> torch.Tensor:
+    """A small index tensor built on the host and copied to `device` without blocking: `torch.tensor(list,
+    device="cuda")` copies from pageable memory, a host-device sync on every call (four per batch before)."""
+    host = torch.tensor(values, dtype=dtype)
+    if device.type != "cuda":
+        return host
+    return host.pin_memory().to(device, non_blocking=True)  # the caching host allocator keeps it until copied
+
+
 class DeviceAdapterBank:
     """LRU bank of one modality's adapters, stacked on `device`; one instance serves one model instance."""
 
@@ -152,9 +163,9 @@ class DeviceAdapterBank:
         if not rows:
             return x
         full = len(rows) == len(slots)
-        row_index = None if full else torch.tensor(rows, device=x.device)
+        row_index = None if full else device_index(rows, x.device)
         sub = x if row_index is None else x.index_select(0, row_index)
-        slot_index = torch.tensor([slots[i] for i in rows], device=self.device)
+        slot_index = device_index([slots[i] for i in rows], self.device)
         down, up = self.down.index_select(0, slot_index), self.up.index_select(0, slot_index)
         hidden = torch.bmm(sub, down.transpose(1, 2).to(sub.dtype))  # (b, T, R)
         hidden = self._activate(hidden, [self.activation[slots[i]] for i in rows])
@@ -172,19 +183,21 @@ class DeviceAdapterBank:
             return TORCH_ACTIVATIONS[names[0]](hidden)
         out = hidden
         for kind in kinds:
-            mask = torch.tensor([n == kind for n in names], device=hidden.device).view(-1, 1, 1)
+            mask = device_index([n == kind for n in names], hidden.device, torch.bool).view(-1, 1, 1)
             out = torch.where(mask, TORCH_ACTIVATIONS[kind](hidden), out)
         return out
 
 
 class TorchTextEmbedStage:
-    """int ids (B, L) on the host -> embeddings (B, L, D) = table[ids] * sqrt(D) + positions, and the token mask."""
+    """int ids (B, L) on the host -> embeddings (B, L, D) = table[ids] * sqrt(D) + positions, and the token mask.
 
-    def __init__(self, weights_path: str, device: torch.device | str) -> None:
+    Computes in `dtype` (bfloat16 halves what the trunk reads; the trunk computes in it anyway)."""
+
+    def __init__(self, weights_path: str, device: torch.device | str, dtype: torch.dtype = torch.float32) -> None:
         self.device = torch.device(device)
         arrays = load_file(weights_path, device=str(self.device))
-        self.table = arrays["token_embedding"].float()
-        self.positions = arrays["positions"].float()
+        self.table = arrays["token_embedding"].to(dtype)
+        self.positions = arrays["positions"].to(dtype)
         self.scale = float(arrays["embedding_scale"][0])  # the float32 value, exactly
         self.dim = int(self.table.shape[1])
 
@@ -196,23 +209,25 @@ class TorchTextEmbedStage:
             raise StageError(f"token ids must lie in [0, {self.table.shape[0]})")
 
     def __call__(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = ids.to(self.device, torch.long, non_blocking=True)
+        # int32 over the bus, widened on the device: `.to(device, long)` would widen on the host, into pageable memory
+        ids = ids.to(self.device, non_blocking=True).long()
         embeddings = F.embedding(ids, self.table) * self.scale + self.positions[: ids.shape[1]]
         return embeddings, (ids != 0).float()
 
 
 class TorchImageEmbedStage:
-    """uint8 pixels (B, S, S, 3) on the host -> tokens (B, 2 + N, D) = [CLS1 + pos, CLS2, patches + pos]."""
+    """uint8 pixels (B, S, S, 3) on the host -> tokens (B, 2 + N, D) = [CLS1 + pos, CLS2, patches + pos], in `dtype`."""
 
-    def __init__(self, weights_path: str, device: torch.device | str) -> None:
+    def __init__(self, weights_path: str, device: torch.device | str, dtype: torch.dtype = torch.float32) -> None:
         self.device = torch.device(device)
+        self.dtype = dtype
         arrays = load_file(weights_path, device=str(self.device))
-        self.weight_t = arrays["patch_weight"].float().t().contiguous()  # (3*p*p, D)
-        self.bias = arrays["patch_bias"].float()
-        self.cls1 = arrays["cls1"].float()
-        self.cls2 = arrays["cls2"].float()
+        self.weight_t = arrays["patch_weight"].to(dtype).t().contiguous()  # (3*p*p, D)
+        self.bias = arrays["patch_bias"].to(dtype)
+        self.cls1 = arrays["cls1"].to(dtype)
+        self.cls2 = arrays["cls2"].to(dtype)
         self.patch = int(arrays["patch_size"][0])
-        self.pos = {int(k.rsplit("_", 1)[1]): v.float() for k, v in arrays.items() if k.startswith("pos_grid_")}
+        self.pos = {int(k.rsplit("_", 1)[1]): v.to(dtype) for k, v in arrays.items() if k.startswith("pos_grid_")}
         self.dim = int(self.bias.shape[0])
 
     @property
@@ -232,7 +247,7 @@ class TorchImageEmbedStage:
         x = pixels.to(self.device, non_blocking=True)  # uint8 over the bus: a quarter of float32
         # (B, S, S, 3) -> (B, g, p, g, p, 3) -> (B, g, g, 3, p, p): each patch flattened in the conv's (C, kh, kw) order
         x = x.reshape(B, grid, p, grid, p, 3).permute(0, 1, 3, 5, 2, 4).reshape(B, grid * grid, 3 * p * p)
-        patches = (x.float() / 255.0) @ self.weight_t + self.bias + self.pos[grid]
+        patches = (x.to(self.dtype) / 255.0) @ self.weight_t + self.bias + self.pos[grid]
         cls1 = self.cls1.expand(B, 1, self.dim)
         cls2 = self.cls2.reshape(1, 1, self.dim).expand(B, 1, self.dim)
         return torch.cat((cls1, cls2, patches), dim=1)

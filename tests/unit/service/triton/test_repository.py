@@ -36,12 +36,10 @@ def tensors(config) -> tuple:  # type: ignore[no-untyped-def, type-arg]
     [
         {"flavour": "onnx"},
         {"flavour": "gpu"},
-        {"runtime": "torch"},
-        {"runtime": "torch", "device": "cuda"},
         {"flavour": "onnx", "device": "cuda"},
     ],
 )
-def test_every_flavour_has_the_local_flavours_models_and_tensors(tmp_path: Path, options: dict) -> None:  # type: ignore[type-arg]
+def test_every_ensemble_flavour_has_the_local_flavours_models_and_tensors(tmp_path: Path, options: dict) -> None:  # type: ignore[type-arg]
     local = configs(repository(tmp_path))
     other = configs(repository(tmp_path, **options))
     assert set(local) == set(other) == MODELS
@@ -50,6 +48,23 @@ def test_every_flavour_has_the_local_flavours_models_and_tensors(tmp_path: Path,
     for ensemble in (TEXT_MODEL, IMAGE_MODEL):
         assert other[ensemble].parameters == local[ensemble].parameters
         assert other[ensemble].ensemble_scheduling == local[ensemble].ensemble_scheduling
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torch_runtime_serves_one_fused_model_per_modality_with_the_ensembles_contract(
+    tmp_path: Path, device: str
+) -> None:
+    local = configs(repository(tmp_path))
+    fused = configs(repository(tmp_path, runtime="torch", device=device))
+    assert set(fused) == {TEXT_MODEL, IMAGE_MODEL}
+    for name in (TEXT_MODEL, IMAGE_MODEL):
+        assert tensors(fused[name]) == tensors(local[name]), name  # what the gateway sends and receives
+        assert fused[name].backend == "python" and not fused[name].ensemble_scheduling.step
+        gateway = {k: v.string_value for k, v in local[name].parameters.items()}
+        assert gateway.items() <= {k: v.string_value for k, v in fused[name].parameters.items()}.items()
+    kind = fused[IMAGE_MODEL].instance_group[0]
+    assert kind.kind == (kind.KIND_GPU if device == "cuda" else kind.KIND_CPU)
+    assert kind.count == (3 if device == "cuda" else 1)  # the ceiling probe's best on a GPU
 
 
 def test_ensembles_carry_the_served_models_parameters(tmp_path: Path) -> None:
@@ -87,31 +102,42 @@ def test_onnx_flavour_uses_tritons_onnxruntime_backend(tmp_path: Path) -> None:
     assert configs(repo)["tipsv2_image_embed"].parameters["runtime"].string_value == "numpy"
 
 
-def test_local_torch_runtime_ships_the_torch_tower_and_its_settings(tmp_path: Path) -> None:
-    repo = repository(tmp_path, runtime="torch", device="cuda", compute_dtype="bfloat16", torch_compile="default")
-    trunk = configs(repo)["tipsv2_text_trunk"]
-    params = {k: v.string_value for k, v in trunk.parameters.items()}
-    assert trunk.backend == "python"
-    assert params == {
-        "runtime": "torch",
-        "device": "cuda",
-        "dtype": "bfloat16",
-        "compile": "default",
-        "FORCE_CPU_ONLY_INPUT_TENSORS": "no",
-        "project_root": str(Path(__file__).resolve().parents[4]),
-    }
-    files = {p.name for p in (repo / "tipsv2_text_trunk" / "1").iterdir()}
-    assert {"model.py", "tower.safetensors", "tower.json", "tipsv2_triton.py"} <= files
-    assert "model.onnx" not in files
+def test_fused_models_ship_one_source_the_tower_and_their_settings(tmp_path: Path) -> None:
+    repo = repository(
+        tmp_path,
+        runtime="torch",
+        device="cuda",
+        compute_dtype="bfloat16",
+        torch_compile="reduce-overhead",
+        compile_buckets=(16, 64, 512),
+        image_max_batch=128,
+        fused_instances=2,
+        adapter_store="/adapters",
+    )
+    got = configs(repo)
+    image = {k: v.string_value for k, v in got[IMAGE_MODEL].parameters.items()}
+    text = {k: v.string_value for k, v in got[TEXT_MODEL].parameters.items()}
+    assert image["modality"] == "image" and text["modality"] == "text"
+    assert image["device"] == "cuda" and image["dtype"] == "bfloat16" and image["compile"] == "reduce-overhead"
+    assert image["compile_buckets"] == "16,64,128" and text["compile_buckets"] == "16,64,256"  # max batch included
+    assert image["intra_op_threads"] == "2" and image["FORCE_CPU_ONLY_INPUT_TENSORS"] == "yes"
+    assert image["adapter_store"] == "/adapters" and image["base_hash"] == SERVED.model_id
+    assert image["project_root"] == str(Path(__file__).resolve().parents[4])
+    assert got[IMAGE_MODEL].instance_group[0].count == 2
+    assert list(got[IMAGE_MODEL].model_warmup[0].inputs["pixels"].dims) == [224, 224, 3]
+    for name in (TEXT_MODEL, IMAGE_MODEL):
+        files = {p.name for p in (repo / name / "1").iterdir()}
+        assert {"model.py", "embed.safetensors", "tower.safetensors", "tower.json", "tipsv2_fused_torch.py"} <= files
+        assert (repo / name / "1" / "model.py").read_bytes() == (repo / TEXT_MODEL / "1" / "model.py").read_bytes()
+    assert read_manifest(repo)["server"]["python_shm_default_bytes"] >= 128 * 224 * 224 * 3
 
 
 def test_gpu_stages_can_hand_tensors_over_through_host_memory(tmp_path: Path) -> None:
-    on_device = configs(repository(tmp_path, runtime="torch", device="cuda"))["tipsv2_image_trunk"].parameters
-    via_host = configs(repository(tmp_path, runtime="torch", device="cuda", keep_on_device=False))
-    params = via_host["tipsv2_image_trunk"].parameters
+    on_device = configs(repository(tmp_path, flavour="gpu"))["tipsv2_image_embed"].parameters
+    via_host = configs(repository(tmp_path, flavour="gpu", keep_on_device=False))["tipsv2_image_embed"].parameters
     assert on_device["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "no" and "host_outputs" not in on_device
-    assert params["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "yes" and params["host_outputs"].string_value == "1"
-    assert via_host["tipsv2_image_embed"].parameters["host_outputs"].string_value == "1"
+    assert via_host["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "yes"
+    assert via_host["host_outputs"].string_value == "1"
 
 
 def test_batching_instances_and_warmup_come_from_the_options(tmp_path: Path) -> None:
@@ -159,6 +185,8 @@ def test_warmup_can_be_switched_off(tmp_path: Path) -> None:
         ({"device": "cuda"}, "runtime numpy runs on the CPU"),
         ({"text_max_batch": 0}, "at least 1"),
         ({"warmup_batch": 64}, "warmup_batch"),
+        ({"compile_backend": "tensorrt"}, "compile backend"),
+        ({"compile_buckets": (0, 8)}, "buckets at least 1"),
     ],
 )
 def test_bad_option_combinations_are_refused(options: dict, message: str) -> None:  # type: ignore[type-arg]

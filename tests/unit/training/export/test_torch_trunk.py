@@ -54,3 +54,21 @@ def test_loading_is_strict_about_the_weights(tiny_model, tmp_path) -> None:  # t
         load_torch_trunk(folder)
     with pytest.raises(ValueError, match="unknown dtype"):
         load_torch_trunk(save_torch_trunk(tiny_model, "text", tmp_path / "ok"), dtype="float8")
+
+
+def test_a_trunk_whose_compiler_fails_serves_eager_and_says_why(tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def broken_backend(graph, example_inputs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no compiler here")
+
+    folder = save_torch_trunk(tiny_model, "text", tmp_path / "text")
+    unknown = load_torch_trunk(folder, compile_mode="default", compile_backend="no-such-backend")
+    assert not unknown.compiled and "no-such-backend" in unknown.compile_error
+    failing = load_torch_trunk(folder, compile_mode="default", compile_backend=broken_backend, buckets=(2,))  # type: ignore[arg-type]
+    ids = torch.randint(2, 1000, (2, 64))
+    with torch.no_grad():
+        x, mask = tiny_model.text.embed(ids), tiny_model.text.token_mask(ids)
+        want = tiny_model.text.trunk(x, mask)
+    assert failing.compiled
+    failing.warm([{"embeddings": x, "token_mask": mask}])
+    assert not failing.compiled and "no compiler here" in failing.compile_error
+    assert (failing({"embeddings": x, "token_mask": mask})["text_embedding"] - want).abs().max() <= 1e-5
