@@ -1,17 +1,24 @@
-"""Closed-loop gRPC load against Triton's TIPSv2 ensembles, run in its own process by the serving benchmarks.
+"""Closed-loop gRPC load against Triton's TIPSv2 models, run in its own process by the serving benchmarks.
 
-    drive(url, [Cell(...), ...], processes=P)  ->  one merged result per cell (items/s, p50/p99 ms, batch, errors)
+    drive(url, [Cell(...), ...], processes=P)  ->  one merged result per cell (items/s, p50/p99 ms, batch, errors,
+                                                   Triton's per-model statistics over the measured window)
 
-A cell sends exactly `requests` requests of `rows` rows each from `concurrency` concurrent clients (asyncio, one
-gRPC channel each) after `warmup` unmeasured ones; `drive` splits it over P processes (`python -m bench.loadgen
-PLAN.json`, one per share) whose measured windows start together, so that neither the caller's interpreter nor
-one client process's GIL is what limits the measurement. Row j of request i uses adapters[(i * rows + j) % n] ("" =
-base), so a 64-adapter cell mixes tenants inside every dynamic batch. Counts are bounded: a cell always ends.
+A cell runs `concurrency` concurrent clients (asyncio, one gRPC channel each) sending requests of `rows` rows after
+`warmup` unmeasured ones, in one of two modes:
+- counted (`requests`): exactly that many requests, timed from the first to the last;
+- timed window (`window_s` > 0): clients send until the window closes and only requests that started and finished
+  inside it count, so neither the ramp-up nor the drain at the end (the last requests finishing while fewer clients
+  are left) dilutes the rate. The window is bounded; so is a counted cell: a cell always ends.
+`drive` splits a cell over P processes (`python -m bench.loadgen PLAN.json`, one per share) whose measured windows
+start together, so that neither the caller's interpreter nor one client process's GIL is what limits the
+measurement. Row j of request i uses adapters[(i * rows + j) % n] ("" = base), so a 64-adapter cell mixes tenants
+inside every dynamic batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -38,6 +45,7 @@ class Cell:
     text_len: int = 64
     warmup: int = 8
     outputs: tuple[str, ...] = ()  # image outputs to ask for (default: cls1)
+    window_s: float = 0.0  # > 0: a timed window instead of a request count (see the module's docstring)
 
 
 def payloads(cell: Cell, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -73,7 +81,8 @@ async def run_cell(url: str, cell: Cell, start_at: float = 0.0) -> dict[str, Any
     clients = [grpcclient.InferenceServerClient(url) for _ in range(cell.concurrency)]
     latencies: list[float] = []
     errors: list[str] = []
-    counter = iter(range(cell.warmup + cell.requests))
+    window = (start_at, start_at + cell.window_s) if cell.window_s > 0 else None
+    counter = iter(range(cell.warmup + cell.requests)) if window is None else itertools.count()
 
     async def one(client: Any, index: int) -> None:
         body = bodies[index % len(bodies)]
@@ -83,17 +92,21 @@ async def run_cell(url: str, cell: Cell, start_at: float = 0.0) -> dict[str, Any
         adapter = grpcclient.InferInput("adapter", list(adapters.shape), "BYTES")
         adapter.set_data_from_numpy(adapters)
         wanted = [grpcclient.InferRequestedOutput(o) for o in outputs]
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time()
         try:
             await client.infer(model, [tensor, adapter], outputs=wanted, client_timeout=120)
         except Exception as exc:  # counted and reported, never silently dropped
             errors.append(str(exc)[:300])
             return
-        if index >= cell.warmup:
+        if index < cell.warmup:
+            return
+        if window is None or (window[0] <= wall and time.time() <= window[1]):
             latencies.append((time.perf_counter() - started) * 1e3)
 
     async def worker(client: Any) -> None:
         for index in counter:  # shared: every request index is sent exactly once
+            if window is not None and time.time() >= window[1]:
+                return
             await one(client, index)
 
     try:
@@ -108,7 +121,7 @@ async def run_cell(url: str, cell: Cell, start_at: float = 0.0) -> dict[str, Any
     finally:
         await asyncio.gather(*(c.close() for c in clients))
     return {
-        "seconds": seconds,
+        "seconds": cell.window_s if window is not None else seconds,
         "client_cpu_s": cpu,
         "latencies_ms": latencies,
         "errors": errors,
@@ -126,21 +139,31 @@ def drive(
 ) -> list[dict[str, Any]]:
     """Runs each cell from `processes` separate load processes (its concurrency and requests split between them),
     all starting their measured window at the same wall-clock time; returns one merged result per cell, with the
-    trunk's average batch (rows per execution) from Triton's statistics over that window."""
+    batching model's average batch (rows per execution) and every model's statistics over that window."""
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(url)
+    served = {m["name"] for m in client.get_model_repository_index(as_json=True).get("models", [])}
     results = []
     for cell in cells:
+        model = TEXT_MODEL if cell.modality == "text" else IMAGE_MODEL
+        models = sorted(m for m in served if m == model or m.startswith(f"{model}_"))
+        batching = f"{model}_trunk" if f"{model}_trunk" in served else model  # the ensemble's trunk, or the fused model
         parts = _split(cell, processes)
         start_at = time.time() + margin_s
         children = [_spawn(url, part, start_at, env) for part in parts]
         time.sleep(max(0.0, start_at - time.time()))
-        trunk = f"{TEXT_MODEL if cell.modality == 'text' else IMAGE_MODEL}_trunk"
-        before = _stats(client, trunk)
+        before = {m: model_stats(client, m) for m in models}
+        if cell.window_s > 0:  # read the statistics when the window closes, not after the stragglers
+            time.sleep(max(0.0, start_at + cell.window_s - time.time()))
+            after = {m: model_stats(client, m) for m in models}
         outcomes = [collect_child(child, timeout) for child in children]
-        after = _stats(client, trunk)
-        results.append(_merge(cell, outcomes, before, after))
+        if cell.window_s <= 0:
+            after = {m: model_stats(client, m) for m in models}
+        result = _merge(cell, outcomes, before[batching], after[batching])
+        result["window"] = [round(start_at, 3), round(start_at + result["seconds"], 3)]
+        result["model_stats"] = {m: stats_delta(before[m], after[m]) for m in models}
+        results.append(result)
     return results
 
 
@@ -184,15 +207,34 @@ def collect_child(spawned: tuple[subprocess.Popen[str], str], timeout: float) ->
     return outcome
 
 
-def _stats(client: Any, model: str) -> tuple[int, int]:
-    """Triton's (inference_count, execution_count) of a model: rows run and batches run."""
+STAT_PHASES = ("queue", "compute_input", "compute_infer", "compute_output")
+
+
+def model_stats(client: Any, model: str) -> dict[str, int]:
+    """Triton's cumulative statistics of one model: rows and executions, and (count, ns) of each request phase."""
     stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
-    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+    out = {key: int(stats.get(key, 0)) for key in ("inference_count", "execution_count")}
+    phases = stats.get("inference_stats", {})
+    for phase in STAT_PHASES:
+        out[f"{phase}_count"] = int(phases.get(phase, {}).get("count", 0))
+        out[f"{phase}_ns"] = int(phases.get(phase, {}).get("ns", 0))
+    return out
 
 
-def _merge(
-    cell: Cell, outcomes: list[dict[str, Any]], before: tuple[int, int], after: tuple[int, int]
-) -> dict[str, Any]:
+def stats_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """Over a window: executions, average rows per execution, and microseconds per request in each phase."""
+    executions = after["execution_count"] - before["execution_count"]
+    delta: dict[str, float] = {
+        "executions": executions,
+        "avg_batch_rows": round((after["inference_count"] - before["inference_count"]) / max(executions, 1), 1),
+    }
+    for phase in STAT_PHASES:
+        count = after[f"{phase}_count"] - before[f"{phase}_count"]
+        delta[f"{phase}_us"] = round((after[f"{phase}_ns"] - before[f"{phase}_ns"]) / max(count, 1) / 1e3, 1)
+    return delta
+
+
+def _merge(cell: Cell, outcomes: list[dict[str, Any]], before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
     latencies = np.array([ms for o in outcomes for ms in o["latencies_ms"]] or [0.0])  # 0: nothing came back
     errors = [e for o in outcomes for e in o["errors"]]
     done = sum(len(o["latencies_ms"]) for o in outcomes)
@@ -213,7 +255,7 @@ def _merge(
         "errors": len(errors),
         "first_error": errors[0] if errors else "",
         "late_start_s": round(max(o["late_s"] for o in outcomes), 2),
-        "trunk_avg_batch_rows": round((after[0] - before[0]) / max(after[1] - before[1], 1), 1),
+        "trunk_avg_batch_rows": stats_delta(before, after)["avg_batch_rows"],
         "client_cpu_ms_per_request": round(sum(o.get("client_cpu_s", 0.0) for o in outcomes) * 1e3 / max(done, 1), 3),
     }
 

@@ -1,26 +1,25 @@
-"""One GPU, one TIPSv2 B/14 (seeded random weights), three ways side by side, 64 tenants' adapters mixed in every batch:
+"""One GPU, one TIPSv2 B/14 (seeded random weights), 64 tenants' rank-16 adapters mixed in every batch: the served
+path against the same code called directly, in one run that fits one 10-minute device call from a cold start.
 
-  direct eager    the served code in-process: torch embedding stage + device-resident adapter bank + torch trunk
-                  (bf16), host arrays in, host arrays out (the same transfers the server makes)
-  direct compile  the same with the trunk under torch.compile
-  triton          the real tritonserver (bundled in nvidia-pytriton, carried to the GPU machine as described in
-                  docs/benchmarks.md) serving the `local` flavour, runtime torch on cuda: that same code, behind
-                  dynamic batching, driven by gRPC clients in separate processes
+Phases, most important first (each skipped, and listed, when the time budget would not hold it):
+  direct        frozen: the direct path of 2026-12-04 (bench/frozen_direct.py), issue 13's baseline, at the served
+                max batch; fused: `FusedForward` (the code the server runs) in-process, same batch, base and 64
+                adapters: host arrays in, host tensors out
+  triton        the real tritonserver (nvidia-pytriton's, carried as docs/benchmarks.md says) serving the fused
+                `local` repository (runtime torch on cuda, bf16, 3 instances, eager) under dynamic batching, gRPC
+                load from separate processes: texts (64 rows per request) and images (8 rows) at c=16 and c=64,
+                and images one row per request at c=64
+  served batch  `FusedForward` again, at the average batch Triton formed in the best cell of each modality
+  max batch 1   the same repository with max batch 1: images one row per request at c=64 (what batching buys)
+  compiled      the trunk compiled (torch.compile, bucketed batch sizes; `reduce-overhead` adds CUDA graphs), direct
+                and through Triton at c=64, with the models' own report (tipsv2_trunk_compiled) of how they ran
+Triton cells are timed windows that count only requests started and finished inside them; each records Triton's
+per-model statistics over the window (rows per execution; queue, compute input/infer/output per request) and GPU
+utilisation samples. Prints a table; writes serving_gpu.json into --out after every phase, so that a run cut short
+still leaves what it measured; the `summary` says what the issue's targets came to (bench/gpu_summary.py).
 
-and the cost of the adapters (64 mixed vs none) in the direct path, side by side with the plain-PyTorch figures of
-../shared/reference/gpu_anchors.md (same machine kind), and a summary: the served path over direct eager (the
-issue's target: at least 0.9x) and each direct path over its anchor. Prints a table; writes serving_gpu.json into
---out after every phase, so a run cut short still leaves what it measured. Phases that would not fit the time
-budget are skipped and say so.
-
-On the H200 machine (device tool; carry .whl/ made by bench/gpu_carry.sh, see docs/benchmarks.md):
-    mkdir -p /tmp/site /tmp/stubenv && tar -xJf .whl/pytriton-slim.tar.xz -C /tmp/site \
-      && pip install -q --no-index --no-deps --target /tmp/site .whl/tritonclient-*.whl .whl/python_rapidjson-*.whl \
-           .whl/sentencepiece-*.whl \
-      && pip install -q --no-index --no-deps --target /tmp/stubenv .whl/numpy-1.26.4-*.whl \
-      && python3 bench/serving_gpu.py --site /tmp/site --stub-env /tmp/stubenv --out $OUT
-CPU smoke test of every code path (tiny model, CPU torch, short phases):
-    python bench/serving_gpu.py --dry-run
+On the H200 machine (device tool, carrying .whl/ from bench/gpu_carry.sh): bash bench/gpu_run.sh
+CPU smoke test of every code path (tiny model, CPU torch, short windows): python bench/serving_gpu.py --dry-run
 """
 
 from __future__ import annotations
@@ -29,11 +28,14 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ class Setup:
     variant: str
     device: str
     dtype: str
-    text_batch: int  # direct batch = the served max batch
+    text_batch: int  # the served max batch, and the direct batch
     text_rows: int  # rows per gRPC request
     image_batch: int
     image_rows: int
@@ -53,17 +55,26 @@ class Setup:
     tenants: int
     rank: int
     seconds: float  # per direct measurement
-    requests: int  # per Triton cell (bounded)
+    window_s: float  # per Triton cell
+    margin_s: float  # load processes' start-up and warm-up before a window
     concurrency: tuple[int, ...]
     processes: int  # load-generator processes per Triton cell
+    instances: int  # of each fused model
+    threads: int  # torch threads per model instance
+    compile_mode: str
+    compile_backend: str
+    buckets: tuple[int, ...]  # compiled batch sizes below the max batch (which is always one)
     compile: bool
-    trunk_instances: int
-    threads: int  # CPU threads per Triton model instance (0 = torch's default)
-    margin_s: float  # load processes' start-up before a measured window
 
 
-FULL = Setup("tipsv2-b14", "cuda", "bfloat16", 256, 64, 128, 8, 224, 64, 16, 6.0, 1200, (16, 64), 8, True, 2, 0, 8.0)
-DRY = Setup("tipsv2-tiny", "cpu", "float32", 16, 4, 2, 1, 112, 8, 4, 0.3, 16, (4,), 2, False, 1, 1, 3.0)
+FULL = Setup(
+    "tipsv2-b14", "cuda", "bfloat16", 256, 64, 128, 8, 224, 64, 16, 4.0, 8.0, 6.0, (16, 64), 8, 3, 2,
+    "reduce-overhead", "inductor", (64,), True,
+)  # fmt: skip
+DRY = Setup(
+    "tipsv2-tiny", "cpu", "float32", 16, 4, 4, 2, 112, 8, 4, 0.3, 1.0, 2.5, (4,), 2, 1, 1,
+    "default", "eager", (2,), True,
+)  # fmt: skip
 
 
 class Report:
@@ -93,6 +104,7 @@ def environment(site: Path | None) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "cuda": torch.cuda.is_available(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cpus": os.cpu_count(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -130,11 +142,8 @@ def write_adapters(store: Path, model_id: str, dim: int, count: int, rank: int) 
     return ids
 
 
-# -- direct ----------------------------------------------------------------------------------------------------
-
-
-def timed(step: Callable[[], Any], seconds: float, sync: Callable[[], None]) -> tuple[float, int]:
-    """Runs `step` for about `seconds` after warm-up; returns (seconds, steps)."""
+def timed(step: Callable[[], Any], seconds: float, sync: Callable[[], None]) -> float:
+    """Steps per second of `step`, run for about `seconds` after a warm-up."""
     for _ in range(3):
         step()
     sync()
@@ -143,259 +152,320 @@ def timed(step: Callable[[], Any], seconds: float, sync: Callable[[], None]) -> 
         step()
         steps += 1
     sync()
-    return time.perf_counter() - started, steps
+    return steps / (time.perf_counter() - started)
 
 
-def direct_phase(setup: Setup, repo: Path, adapters: list[str], report: Report, compiled: bool) -> None:
-    import numpy as np
-    import torch
+class GpuSampler:
+    """GPU utilisation and memory from `nvidia-smi`, every 0.25 s while a cell runs (nothing where there is none)."""
 
-    from service.triton.models.tipsv2_stages_torch import DeviceAdapterBank, TorchImageEmbedStage, TorchTextEmbedStage
-    from training.export.torch_trunk import load_torch_trunk
+    QUERY = ("nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits", "--id=0")
 
-    device = setup.device
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    mode = "default" if compiled else ""
-    store = json.loads((repo / "tipsv2_manifest.json").read_text())["options"]["adapter_store"]
-    base_hash = json.loads((repo / "tipsv2_manifest.json").read_text())["served"]["model_id"]
-    rng = np.random.default_rng(0)
-    for modality in ("text", "image"):
-        folder = repo / f"tipsv2_{modality}_trunk" / "1"
-        trunk = load_torch_trunk(folder, device, setup.dtype, mode)
-        weights = str(repo / f"tipsv2_{modality}_embed" / "1" / "embed.safetensors")
-        stage = (TorchTextEmbedStage if modality == "text" else TorchImageEmbedStage)(weights, device)
-        bank = DeviceAdapterBank(store, modality, stage.dim, base_hash, 128, device)
-        batch = setup.text_batch if modality == "text" else setup.image_batch
-        if modality == "text":
-            host = np.zeros((batch, 64), np.int32)
-            host[:, :48] = rng.integers(2, 900, (batch, 48))
-        else:
-            host = rng.integers(0, 256, (batch, setup.resolution, setup.resolution, 3), dtype=np.uint8)
-        wanted = ["text_embedding"] if modality == "text" else ["cls1"]
-        mixed = [adapters[i % len(adapters)] for i in range(batch)]
-        for label, ids in (("base", [""] * batch), (f"{setup.tenants} adapters", mixed)):
-            if compiled and label == "base":
-                continue
-            step = _direct_step(modality, host, ids, stage, bank, trunk, wanted)
-            started = time.perf_counter()
-            seconds, steps = timed(step, setup.seconds, sync)
-            report.add(
-                "direct",
-                {
-                    "path": "direct compile" if compiled else "direct eager",
-                    "modality": modality,
-                    "adapters": label,
-                    "batch": batch,
-                    "items_per_s": round(steps * batch / seconds, 1),
-                    "phase_s": round(time.perf_counter() - started, 1),
-                },
-            )
-        del trunk, stage, bank
-        if device == "cuda":
-            torch.cuda.empty_cache()
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float, float]] = []  # (wall time, util %, memory MiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def __enter__(self) -> GpuSampler:
+        self._thread.start()
+        return self
 
-def _direct_step(
-    modality: str, host: Any, ids: list[str], stage: Any, bank: Any, trunk: Any, wanted: list[str]
-) -> Callable[[], dict[str, Any]]:
-    """One batch through the served code: host array -> device -> stage -> adapters -> trunk -> host."""
-    import torch
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
-    def step() -> dict[str, Any]:
-        with torch.inference_mode():
-            x = torch.from_numpy(host)
-            if modality == "text":
-                embeddings, mask = stage(x)
-                feeds = {"embeddings": bank.apply(embeddings, bank.slots(ids)), "token_mask": mask}
-            else:
-                feeds = {"tokens": bank.apply(stage(x), bank.slots(ids))}
-            return {k: v.cpu() for k, v in trunk(feeds, wanted).items()}
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                out = subprocess.run(self.QUERY, capture_output=True, text=True, timeout=2, check=True).stdout
+                util, memory = (float(v) for v in out.strip().splitlines()[0].split(","))
+            except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+                return  # no nvidia-smi (the CPU dry run), or one it cannot read: no samples
+            self.samples.append((time.time(), util, memory))
 
-    return step
-
-
-# -- triton ----------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def served(setup: Setup, repo: Path, workdir: Path, stub_env: Path | None) -> Iterator[Any]:
-    from service.local.redis_server import free_port
-    from service.triton.server import TritonServer
-
-    extra = []
-    if setup.device == "cuda":
-        # GPU tensors cross between the stub processes and the server through this pool: size it for a batch.
-        extra = ["--cuda-memory-pool-byte-size=0:4294967296", "--pinned-memory-pool-byte-size=1073741824"]
-    server = TritonServer(
-        repo, workdir / "triton", free_port(), free_port(), free_port(), extra_args=extra, cwd=stub_env
-    )
-    server.start(timeout=300)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def triton_phase(
-    setup: Setup, server: Any, adapters: list[str], report: Report, env: dict[str, str], path: str
-) -> None:
-    from bench.loadgen import Cell, drive
-
-    cells = []
-    for modality, rows in (("text", setup.text_rows), ("image", setup.image_rows)):
-        for concurrency in setup.concurrency:
-            cells.append(
-                Cell(
-                    f"{modality} c={concurrency}",
-                    modality,
-                    concurrency,
-                    setup.requests,
-                    rows=rows,
-                    adapters=tuple(adapters),
-                    resolution=setup.resolution,
-                    warmup=max(8, len(adapters) // rows + 2),
-                )
-            )
-    url = f"127.0.0.1:{server.grpc_port}"
-    for cell in cells:
-        (result,) = drive(url, [cell], env=env, processes=setup.processes, margin_s=setup.margin_s)
-        report.add("triton", {"path": path, **result})
-
-
-# -- side by side with ../shared/reference/gpu_anchors.md ------------------------------------------------------
-
-# Plain PyTorch towers in bf16 on an H200 (gpu_anchors.md, 2026-11-28): (modality, path) -> (items/s, batch). Our
-# direct rows run the served code (embedding stage + adapter bank + trunk, host arrays in and out) at the served
-# max batch, so they are compared with these, not equal to them by construction.
-ANCHORS = {
-    ("image", "direct eager"): (8085.0, 256),
-    ("image", "direct compile"): (8615.0, 256),
-    ("text", "direct eager"): (37469.0, 1024),
-    ("text", "direct compile"): (39823.0, 1024),
-}
-ANCHOR_TRITON_IMAGES = 3993.0  # a naive Python-backend model on the same Triton, 16 clients (0.59x direct there)
-TARGET_SERVED_OVER_DIRECT = 0.9
-
-
-def summary(data: dict[str, Any]) -> dict[str, Any]:
-    """Per modality: the best served (Triton) throughput over direct eager with the same adapters mixed (the issue's
-    target is >= 0.9), and each direct path over its gpu_anchors.md figure."""
-    tenants = f"{data['setup']['tenants']} adapters"
-    out: dict[str, Any] = {"target_served_over_direct": TARGET_SERVED_OVER_DIRECT}
-    for modality in ("text", "image"):
-        direct = {
-            r["path"]: r["items_per_s"]
-            for r in data["direct"]
-            if r["modality"] == modality and r["adapters"] == tenants
+    def summary(self, window: list[float]) -> dict[str, Any]:
+        inside = [(u, m) for t, u, m in self.samples if window[0] <= t <= window[1]]
+        if not inside:
+            return {"samples": 0}
+        utils = [u for u, _ in inside]
+        return {
+            "samples": len(inside),
+            "util_mean": round(sum(utils) / len(utils), 1),
+            "util_min": min(utils),
+            "util_max": max(utils),
+            "memory_mib_max": max(m for _, m in inside),
+            "util_series": utils[:120],
         }
-        served = [r["items_per_s"] for r in data["triton"] if r["modality"] == modality and r["errors"] == 0]
-        row: dict[str, Any] = {"best_served": max(served, default=0.0), **direct}
-        if direct.get("direct eager") and served:
-            row["served_over_direct_eager"] = round(max(served) / direct["direct eager"], 3)
-        for path, items in direct.items():
-            anchor = ANCHORS.get((modality, path))
-            if anchor and data["setup"]["device"] == "cuda":
-                row[f"{path} over anchor"] = round(items / anchor[0], 3)
-        out[modality] = row
-    return out
 
 
-# -- main ------------------------------------------------------------------------------------------------------
-
-
-def table(data: dict[str, Any]) -> str:
-    eager = {(r["modality"], r["adapters"]): r["items_per_s"] for r in data["direct"] if r["path"] == "direct eager"}
-    head = f"{'path':<16}{'modality':<9}{'adapters':<14}{'conc':>5}{'items/s':>11}{'vs eager':>10}"
-    lines = [head + f"{'p50 ms':>9}{'p99 ms':>9}{'batch':>7}{'gpu_anchors.md':>24}"]
-    for r in data["direct"]:
-        ref = eager.get((r["modality"], f"{data['setup']['tenants']} adapters"))
-        ratio = f"{r['items_per_s'] / ref:.2f}x" if ref else ""
-        anchor = ANCHORS.get((r["modality"], r["path"]))
-        side = f"{anchor[0]:,.0f}/s at batch {anchor[1]}" if anchor else ""
-        lines.append(
-            f"{r['path']:<16}{r['modality']:<9}{r['adapters']:<14}{'':>5}{r['items_per_s']:>11.1f}{ratio:>10}"
-            f"{'':>25}{side:>24}"
-        )
-    for r in data["triton"]:
-        ref = eager.get((r["modality"], f"{data['setup']['tenants']} adapters"))
-        ratio = f"{r['items_per_s'] / ref:.2f}x" if ref else ""
-        side = f"naive Triton {ANCHOR_TRITON_IMAGES:,.0f}/s" if r["modality"] == "image" else ""
-        lines.append(
-            f"{r['path']:<16}{r['modality']:<9}{str(r['adapters']) + ' adapters':<14}{r['concurrency']:>5}"
-            f"{r['items_per_s']:>11.1f}{ratio:>10}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['trunk_avg_batch_rows']:>7.1f}"
-            f"{side:>24}"
-        )
-    return "\n".join(lines)
+def trunk_compiled(metrics_port: int) -> dict[str, float]:
+    """Each fused model's own report of how its trunk runs (1 compiled, 0 eager), from Triton's metrics port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("tipsv2_trunk_compiled{"):
+            model = line.split('model="', 1)[1].split('"', 1)[0]
+            found[model] = min(found.get(model, 1.0), float(line.rsplit(" ", 1)[1]))
+    return found
 
 
 @dataclass
 class Bench:
-    """One run: the model, its repository and adapters in `work`, and where the results go."""
+    """One run: the model, its repositories and adapters in `work`, and where the results go."""
 
     setup: Setup
     args: argparse.Namespace
     work: Path
     report: Report
 
+    # -- preparation -------------------------------------------------------------------------------------------
+
     def prepare(self) -> None:
-        from service.triton.repository import RepositoryOptions
         from training.tipsv2.model import create_model
 
         self.model = create_model(self.setup.variant, seed=0).eval()
         self.model_id = f"bench-{self.setup.variant}-seed0"
-        store = self.work / "adapters"
-        self.options = RepositoryOptions(
-            runtime="torch",
-            device=self.setup.device,  # type: ignore[arg-type]
-            compute_dtype=self.setup.dtype,  # type: ignore[arg-type]
-            text_max_batch=self.setup.text_batch,
-            image_max_batch=self.setup.image_batch,
-            max_queue_delay_us=2000,
-            trunk_instances=self.setup.trunk_instances,
-            intra_op_threads=self.setup.threads,
-            adapter_store=str(store),
-            adapter_capacity=128,
+        self.store = self.work / "adapters"
+        self.adapters = write_adapters(
+            self.store, self.model_id, self.model.cfg.embed_dim, self.setup.tenants, self.setup.rank
         )
-        self.repo = self.export(self.options, "repository")
-        dim = self.model.cfg.embed_dim
-        self.adapters = write_adapters(store, self.model_id, dim, self.setup.tenants, self.setup.rank)
+        self.repo = self.export("fused")
         parts = (str(self.args.site or ""), str(ROOT))
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in parts if p)}
+        self.served_batch: dict[str, float] = {}
 
-    def export(self, options: Any, name: str) -> Path:
+    def options(self, **overrides: Any) -> Any:
+        from service.triton.repository import RepositoryOptions
+
+        s = self.setup
+        options = RepositoryOptions(
+            runtime="torch",
+            device=s.device,  # type: ignore[arg-type]
+            compute_dtype=s.dtype,  # type: ignore[arg-type]
+            text_max_batch=s.text_batch,
+            image_max_batch=s.image_batch,
+            max_queue_delay_us=2000,
+            fused_instances=s.instances,
+            intra_op_threads=s.threads,
+            adapter_store=str(self.store),
+            adapter_capacity=128,
+        )
+        return replace(options, **overrides)
+
+    def export(self, name: str, **overrides: Any) -> Path:
         from training.export.pipeline import export_model_repository
 
-        return export_model_repository(self.model, self.model_id, self.work / name, options, (self.setup.resolution,))
+        options = self.options(**overrides)
+        out = self.work / name
+        return export_model_repository(self.model, self.model_id, out, options, (self.setup.resolution,))
 
-    def direct(self, compiled: bool) -> None:
-        direct_phase(self.setup, self.repo, self.adapters, self.report, compiled)
+    # -- direct ------------------------------------------------------------------------------------------------
 
-    def triton(self) -> None:
+    def host_batch(self, modality: str, batch: int) -> Any:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        if modality == "text":
+            ids = np.zeros((batch, self.model.cfg.text_cfg.max_len), np.int32)
+            ids[:, :48] = rng.integers(2, 900, (batch, 48))
+            return ids
+        return rng.integers(0, 256, (batch, self.setup.resolution, self.setup.resolution, 3), dtype=np.uint8)
+
+    def fused(self, modality: str, **compile_args: Any) -> Any:
+        from service.triton.models.tipsv2_fused_torch import FusedForward
+
+        folder = str(self.repo / f"tipsv2_{modality}" / "1")
+        return FusedForward.load(
+            modality, folder, self.setup.device, self.setup.dtype, str(self.store), self.model_id, 128, **compile_args
+        )
+
+    def measure_fused(self, fused: Any, modality: str, batch: int, label: str, at: str, path: str) -> None:
+        import torch
+
+        from service.triton.models.tipsv2_fused_torch import Item
+
+        host = self.host_batch(modality, batch)
+        wanted = ("text_embedding",) if modality == "text" else ("cls1",)
+        for adapters, ids in self.adapter_mixes(batch):
+            if label == "mixed only" and adapters == "base":
+                continue
+            item = Item(torch.from_numpy(host), ids, wanted)
+            rate = timed(lambda item=item: fused.run([item]), self.setup.seconds, self.sync)  # type: ignore[misc]
+            self.add_direct(path, modality, adapters, batch, at, rate)
+
+    def adapter_mixes(self, batch: int) -> list[tuple[str, list[str]]]:
+        mixed = [self.adapters[i % len(self.adapters)] for i in range(batch)]
+        return [("base", [""] * batch), (f"{self.setup.tenants} adapters", mixed)]
+
+    def add_direct(self, path: str, modality: str, adapters: str, batch: int, at: str, rate: float) -> None:
+        row = {"path": path, "modality": modality, "adapters": adapters, "batch": batch, "at": at}
+        self.report.add("direct", {**row, "items_per_s": round(rate * batch, 1)})
+
+    def sync(self) -> None:
+        import torch
+
+        if self.setup.device == "cuda":
+            torch.cuda.synchronize()
+
+    def free(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if self.setup.device == "cuda":
+            torch.cuda.empty_cache()
+
+    def direct(self) -> None:
+        for modality in ("text", "image"):
+            batch = self.setup.text_batch if modality == "text" else self.setup.image_batch
+            self.measure_frozen(modality, batch)
+            self.measure_fused(self.fused(modality), modality, batch, "all", "max", "direct fused")
+            self.free()
+
+    def measure_frozen(self, modality: str, batch: int) -> None:
+        from bench.frozen_direct import FrozenImageStage, FrozenTextStage, frozen_step
+        from service.triton.models.tipsv2_stages_torch import DeviceAdapterBank
+        from training.export.torch_trunk import DTYPES, load_torch_trunk
+
+        folder = self.repo / f"tipsv2_{modality}" / "1"
+        device, dtype = self.setup.device, DTYPES[self.setup.dtype]
+        tower = load_torch_trunk(folder, device, self.setup.dtype).tower
+        stage = (FrozenTextStage if modality == "text" else FrozenImageStage)(str(folder / "embed.safetensors"), device)
+        bank = DeviceAdapterBank(str(self.store), modality, self.model.cfg.embed_dim, self.model_id, 128, device)
+        label, ids = self.adapter_mixes(batch)[1]
+        step = frozen_step(modality, self.host_batch(modality, batch), ids, stage, bank, tower, dtype)
+        self.add_direct("direct frozen", modality, label, batch, "max", timed(step, self.setup.seconds, self.sync))
+
+    def direct_at_served_batch(self) -> None:
+        for modality, batch in self.served_batch.items():
+            self.measure_fused(
+                self.fused(modality), modality, max(1, round(batch)), "mixed only", "served", "direct fused"
+            )
+            self.free()
+
+    # -- triton ------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def server(self, repo: Path) -> Iterator[Any]:
         import numpy
+
+        from service.local.redis_server import free_port
+        from service.triton.server import TritonServer
 
         if int(numpy.__version__.split(".")[0]) >= 2 and self.args.stub_env is None:
             raise RuntimeError(
                 "numpy 2 here and no --stub-env: the Python backend's stub would corrupt the adapter ids "
                 "(BYTES inputs) and die; give it a folder with numpy 1 (docs/benchmarks.md)"
             )
-        with served(self.setup, self.repo, self.work, self.args.stub_env) as server:
-            triton_phase(self.setup, server, self.adapters, self.report, self.env, "triton")
-        if self.setup.device == "cuda" and not any(r["items_per_s"] for r in self.report.data["triton"]):
-            # Nothing came back: try once more with tensors handed between the steps through host memory.
-            self.report.add("errors", "triton: no request succeeded with GPU tensors between steps; retrying via host")
-            host_repo = self.export(replace(self.options, keep_on_device=False), "repository-host")
-            with served(self.setup, host_repo, self.work, self.args.stub_env) as server:
-                triton_phase(self.setup, server, self.adapters, self.report, self.env, "triton (host)")
+        server = TritonServer(
+            repo, self.work / f"triton-{repo.name}", free_port(), free_port(), free_port(), cwd=self.args.stub_env
+        )
+        started = time.monotonic()
+        server.start(timeout=420)
+        self.report.data.setdefault("server_start_s", {})[repo.name] = round(time.monotonic() - started, 1)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    def cell(self, modality: str, concurrency: int, rows: int) -> Any:
+        from bench.loadgen import Cell
+
+        return Cell(
+            f"{modality} x{rows} c={concurrency}",
+            modality,
+            concurrency,
+            requests=0,
+            rows=rows,
+            adapters=tuple(self.adapters),
+            resolution=self.setup.resolution,
+            text_len=self.model.cfg.text_cfg.max_len,
+            warmup=max(8, len(self.adapters) // rows + 2),
+            window_s=self.setup.window_s,
+        )
+
+    def run_cells(self, server: Any, cells: list[Any], path: str) -> list[dict[str, Any]]:
+        from bench.loadgen import drive
+
+        results = []
+        for cell in cells:
+            with GpuSampler() as sampler:
+                (result,) = drive(
+                    f"127.0.0.1:{server.grpc_port}",
+                    [cell],
+                    env=self.env,
+                    processes=min(self.setup.processes, cell.concurrency),
+                    margin_s=self.setup.margin_s,
+                )
+            result = {"path": path, **result, "gpu": sampler.summary(result["window"])}
+            self.report.add("triton", result)
+            results.append(result)
+        return results
+
+    def triton(self) -> None:
+        s = self.setup
+        cells = [
+            self.cell(m, c, s.text_rows if m == "text" else s.image_rows)
+            for m in ("text", "image")
+            for c in s.concurrency
+        ]
+        cells.append(self.cell("image", max(s.concurrency), 1))
+        with self.server(self.repo) as server:
+            results = self.run_cells(server, cells, "triton")
+        for modality in ("text", "image"):
+            best = max(
+                (r for r in results if r["modality"] == modality and r["rows"] > 1), key=lambda r: r["items_per_s"]
+            )
+            self.served_batch[modality] = best["trunk_avg_batch_rows"]
+
+    def max_batch_one(self) -> None:
+        repo = self.export("fused-max-batch-1", text_max_batch=1, image_max_batch=1)
+        with self.server(repo) as server:
+            self.run_cells(server, [self.cell("image", max(self.setup.concurrency), 1)], "triton max batch 1")
+
+    # -- compiled ----------------------------------------------------------------------------------------------
+
+    def compiled(self) -> None:
+        s = self.setup
+        compile_args = {"compile_mode": s.compile_mode, "compile_backend": s.compile_backend}
+        for modality in ("text", "image"):
+            batch = s.text_batch if modality == "text" else s.image_batch
+            buckets = tuple(sorted({b for b in s.buckets if b < batch} | {batch}))
+            fused = self.fused(modality, **compile_args, buckets=buckets)
+            started = time.monotonic()
+            fused.warm(buckets, self.model.cfg.text_cfg.max_len)
+            self.report.data.setdefault("compile_s", {})[modality] = round(time.monotonic() - started, 1)
+            if not fused.trunk.compiled:
+                self.report.add(
+                    "errors", f"direct compile ({modality}): fell back to eager: {fused.trunk.compile_error}"
+                )
+                continue
+            self.measure_fused(fused, modality, batch, "mixed only", "max", "direct fused compiled")
+            del fused
+            self.free()
+        repo = self.export(
+            "fused-compiled", torch_compile=s.compile_mode, compile_backend=s.compile_backend, compile_buckets=s.buckets
+        )
+        c = max(s.concurrency)
+        with self.server(repo) as server:
+            compiled = trunk_compiled(server.metrics_port)
+            self.report.data["triton_compiled_models"] = compiled
+            path = (
+                "triton compiled" if compiled and all(v == 1 for v in compiled.values()) else "triton (compile failed)"
+            )
+            self.run_cells(server, [self.cell("text", c, s.text_rows), self.cell("image", c, s.image_rows)], path)
 
     def phases(self) -> list[tuple[str, float, Callable[[], None]]]:
-        """(name, seconds it may need, run). Triton before the compiled run: the compiles are the slowest phase and
-        the one to lose if time runs out."""
+        """(name, seconds it may need on the GPU machine, run), most important first."""
         phases: list[tuple[str, float, Callable[[], None]]] = [
-            ("direct eager", 60, lambda: self.direct(compiled=False)),
-            ("triton", 200, self.triton),
+            ("direct", 60, self.direct),
+            ("triton", 170, self.triton),
+            ("served batch", 25, self.direct_at_served_batch),
+            ("max batch 1", 70, self.max_batch_one),
         ]
         if self.setup.compile:
-            phases.append(("direct compile", 240, lambda: self.direct(compiled=True)))
+            phases.append(("compiled", 200, self.compiled))
         return phases
 
 
@@ -404,9 +474,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--site", type=Path, default=None, help="folder with the carried tritonclient + pytriton")
     parser.add_argument("--stub-env", type=Path, default=None, help="folder with numpy 1 for the Python backend stub")
     parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
-    parser.add_argument("--dry-run", action="store_true", help="tiny model on CPU: every code path, in seconds")
+    parser.add_argument("--dry-run", action="store_true", help="tiny model on CPU: every code path, in a minute")
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--budget-s", type=float, default=540.0, help="skip phases that would not fit")
+    parser.add_argument("--budget-s", type=float, default=500.0, help="skip phases that would not fit")
     return parser.parse_args(argv)
 
 
@@ -415,11 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.site:
         sys.path.insert(0, str(args.site))
     sys.path.insert(0, str(ROOT))
+    from bench.gpu_summary import summary, table
+
     setup = DRY if args.dry_run else FULL
     if args.no_compile:
         setup = replace(setup, compile=False)
     deadline = time.monotonic() + args.budget_s
-    report = Report(args.out, {"environment": environment(args.site), "setup": setup.__dict__})
+    report = Report(args.out, {"environment": environment(args.site), "setup": asdict(setup)})
     print(json.dumps(report.data["environment"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="tipsv2-gpu-bench-") as tmp:
         bench = Bench(setup, args, Path(tmp), report)
@@ -428,15 +500,16 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() + needs_s > deadline and not args.dry_run:
                 report.add("skipped", f"{name}: needs about {needs_s:.0f} s, {deadline - time.monotonic():.0f} s left")
                 continue
+            started = time.monotonic()
             try:
                 run()
             except Exception as exc:  # report and go on: a failed phase must not hide the others' numbers
                 report.add("errors", f"{name}: {type(exc).__name__}: {exc}"[:2000])
+            report.data.setdefault("phase_s", {})[name] = round(time.monotonic() - started, 1)
             print(table(report.data), flush=True)
     report.data["summary"] = summary(report.data)
     report.save()
     print(json.dumps(report.data["summary"], indent=2))
-    print(json.dumps(report.data))
     failed = report.data["errors"] or any(r["errors"] for r in report.data["triton"])
     return 1 if failed else 0
 

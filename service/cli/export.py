@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _export(args: argparse.Namespace) -> int:
-    from service.triton.repository import RepositoryOptions
+    from service.triton.repository import RepositoryOptions, read_manifest
     from training.export.pipeline import export_repository
 
     options = RepositoryOptions(
@@ -119,6 +119,8 @@ def _export(args: argparse.Namespace) -> int:
         args.weights, args.variant, args.out, options, tuple(args.resolutions or ()), args.tolerance
     )
     print(f"wrote {args.flavour} model repository to {out}")
+    shm = read_manifest(out)["server"]["python_shm_default_bytes"]
+    print(f"start tritonserver with --backend-config=python,shm-default-byte-size={shm} (a full batch per stub)")
     if args.flavour == "gpu":
         print(f"next, on a GPU node inside NVIDIA's TensorRT container: tipsv2 engines build --repository {out}")
     return 0

@@ -214,6 +214,8 @@ def test_triton_runs_on_gpu_nodes_with_the_probe_trio() -> None:
     startup = server["startupProbe"]
     assert startup["httpGet"]["path"] == "/v2/health/ready"
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, "model loading needs minutes, not seconds"
+    # the Python-backend stubs' shared memory holds a full batch from the start (docs/serving.md)
+    assert "--backend-config=python,shm-default-byte-size=67108864" in server["args"]
 
 
 def test_cpu_scenario_asks_for_no_gpu() -> None:

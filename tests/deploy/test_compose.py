@@ -54,6 +54,8 @@ def test_gpu_profile_reserves_a_gpu_and_builds_engines_first() -> None:
     assert services["triton"]["depends_on"]["engines"]["condition"] == "service_completed_successfully"
     assert services["engines"]["build"]["target"] == "engine-build"
     assert "triton-cpu" not in services
+    # the Python-backend stubs' shared memory holds a full batch from the start (docs/serving.md)
+    assert "--backend-config=python,shm-default-byte-size=67108864" in services["triton"]["command"]
 
 
 def test_cpu_profile_runs_triton_without_a_gpu_under_the_same_name() -> None:

@@ -57,6 +57,19 @@ def test_cpu_benchmark_plan_is_bounded_and_mixes_64_adapters() -> None:
     assert "text c=32 64 adapters #3" in table(results)
 
 
+def test_load_generator_counts_only_requests_inside_a_timed_window(triton: TritonServer) -> None:
+    cell = Cell("text window", "text", concurrency=4, requests=0, rows=2, warmup=2, window_s=1.5)
+    (result,) = drive(f"127.0.0.1:{triton.grpc_port}", [cell], processes=2, margin_s=2.5)
+    assert result["errors"] == 0 and result["seconds"] == 1.5 and result["requests"] > 0
+    assert result["items_per_s"] == round(result["requests"] * 2 / 1.5, 1)
+    assert result["window"][1] - result["window"][0] == pytest.approx(1.5)
+    stats = result["model_stats"]  # every model of the text path, over the window only
+    assert set(stats) == {"tipsv2_text", "tipsv2_text_embed", "tipsv2_text_trunk"}
+    trunk = stats["tipsv2_text_trunk"]
+    assert trunk["executions"] > 0 and trunk["avg_batch_rows"] >= 2 and trunk["compute_infer_us"] > 0
+    assert result["trunk_avg_batch_rows"] == trunk["avg_batch_rows"]
+
+
 @pytest.mark.slow
 def test_gpu_benchmark_dry_run_measures_every_path(tmp_path: Path) -> None:
     result = subprocess.run(
@@ -64,16 +77,33 @@ def test_gpu_benchmark_dry_run_measures_every_path(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=400,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "serving_gpu.json").read_text())
     assert report["errors"] == [] and report["skipped"] == []
-    direct = {(r["modality"], r["adapters"]) for r in report["direct"]}
-    assert direct == {(m, a) for m in ("text", "image") for a in ("base", "8 adapters")}
+    direct = {(r["path"], r["modality"], r["adapters"], r["at"]) for r in report["direct"]}
+    for modality in ("text", "image"):
+        assert ("direct frozen", modality, "8 adapters", "max") in direct  # the 2026-12-04 baseline, frozen
+        assert {("direct fused", modality, a, "max") for a in ("base", "8 adapters")} <= direct
+        assert ("direct fused", modality, "8 adapters", "served") in direct  # at the batch Triton formed
+        assert ("direct fused compiled", modality, "8 adapters", "max") in direct
     assert all(r["items_per_s"] > 0 for r in report["direct"])
-    triton = {r["modality"]: r for r in report["triton"]}
-    assert set(triton) == {"text", "image"}
-    assert all(r["errors"] == 0 and r["adapters"] == 8 and r["items_per_s"] > 0 for r in triton.values())
-    summary = report["summary"]  # served over direct eager, the figure the 0.9x target is about
-    assert all(summary[m]["served_over_direct_eager"] > 0 for m in ("text", "image"))
+    cells = {(r["path"], r["modality"], r["rows"]) for r in report["triton"]}
+    assert cells == {
+        ("triton", "text", 4),
+        ("triton", "image", 2),
+        ("triton", "image", 1),  # images one row per request: dynamic batching ...
+        ("triton max batch 1", "image", 1),  # ... against max batch 1
+        ("triton compiled", "text", 4),
+        ("triton compiled", "image", 2),
+    }
+    assert report["triton_compiled_models"] == {"tipsv2_text": 1.0, "tipsv2_image": 1.0}
+    for row in report["triton"]:
+        assert row["errors"] == 0 and row["adapters"] == 8 and row["items_per_s"] > 0 and row["seconds"] == 1.0
+        assert row["model_stats"][f"tipsv2_{row['modality']}"]["compute_infer_us"] > 0  # Triton's own statistics
+        assert "samples" in row["gpu"]  # none on this machine: no nvidia-smi
+    summary = report["summary"]
+    for modality in ("text", "image"):
+        assert summary[modality]["served_over_direct_c4"] > 0 and summary[modality]["served_compiled"] > 0
+    assert summary["image_dynamic_batching"]["ratio"] > 0

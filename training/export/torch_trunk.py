@@ -108,7 +108,9 @@ class ServedTrunk:
         if self._compiled is None:
             return
         try:
-            for feeds in samples:
+            for sample in samples:
+                with torch.inference_mode():  # as served: inference tensors, else dynamo guards on the dispatch keys
+                    feeds = {name: value.clone() for name, value in sample.items()}
                 for _ in range(3):  # CUDA graph trees warm up once, record once, then replay
                     self(feeds, self.output_names[:1])
         except Exception as exc:  # any compiler failure: serving eager beats not serving

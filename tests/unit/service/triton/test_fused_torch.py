@@ -180,3 +180,15 @@ def test_compiled_trunk_pads_to_buckets_and_equals_eager(tiny_model, image_dir: 
         want = {k: v.clone() for k, v in want.items()}
         (got,), _ = compiled.run([item])
         assert got.keys() == want.keys() and all((got[k] - want[k]).abs().max() <= 1e-5 for k in want)
+
+
+def test_bfloat16_embedding_adapters_and_trunk_stay_close_to_float32(tiny_model, image_dir: Path, adapters) -> None:  # type: ignore[no-untyped-def]
+    store, made = adapters
+    names = list(made)[:4]
+    bf16 = FusedForward.load("image", str(image_dir), "cpu", "bfloat16", str(store), BASE, 16)
+    assert bf16.stage.weight_t.dtype == torch.bfloat16  # the hand-off to the trunk is half the bytes of float32
+    images = pixels(4, 112, 9)
+    (got,), errors = bf16.run([Item(torch.from_numpy(images), names, ("cls1",))])
+    want = reference_image(tiny_model, images, [made[n] for n in names])["cls1"]
+    assert errors == {} and got["cls1"].dtype == torch.float32
+    assert F.cosine_similarity(got["cls1"], want).min() > 0.99
