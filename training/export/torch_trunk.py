@@ -196,5 +196,5 @@ def load_torch_trunk(
     if isinstance(tower, TextEncoder):
         tower.reset_buffers()  # the position table is not a parameter: recompute it after `to_empty`
     served = ServedTextTrunk if spec["tower"] == "text" else ServedImageTrunk
-    spec = CompileSpec(compile_mode or "default", compile_backend, buckets) if compile_mode else None
-    return served(tower, torch.device(device), DTYPES[dtype], spec)
+    compiled = CompileSpec(compile_mode, compile_backend, buckets) if compile_mode else None
+    return served(tower, torch.device(device), DTYPES[dtype], compiled)
