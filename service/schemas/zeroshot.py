@@ -35,7 +35,7 @@ class ClassifyOptions(ZeroShotOptions):
     resolution: int | None = Field(None, description="Square input size; one of the served resolutions")
     temperature: float | None = Field(
         None,
-        gt=0,
+        ge=1e-4,  # cos / t stays finite in float32 (a smaller t overflows the softmax into NaN)
         le=100,
         description="Softmax temperature of `softmax(cos / temperature)`; omitted: the model's own "
         "(`classify_temperature` in GET /v1/models; 0.01 for the official checkpoints' scale)",

@@ -56,6 +56,9 @@ def test_models_lists_what_is_served(gateway: TestClient, tiny_model) -> None:  
         payload = {"images": [b64(png_bytes(3))], "resolution": resolution}
         assert gateway.post("/v1/embed/image", json=payload, headers=ACME).json()["resolution"] == resolution
     assert gateway.get("/v1/models").status_code == 401
+    assert gateway.get("/v1/models/tipsv2-tiny", headers=ACME).json() == card
+    missing = gateway.get("/v1/models/gpt-4", headers=ACME)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
 
 
 def test_classify_temperature_is_a_parameter_with_the_models_default(gateway: TestClient) -> None:

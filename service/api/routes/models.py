@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from service.api.deps import StateDep, TenantDep
+from service.embedder import model_mismatch
 from service.inference.backend import ServedModelInfo
 from service.schemas.common import ERROR_RESPONSES
 from service.schemas.models import ImageInput, ModelList, ServedModelCard, TextInput
 
 router = APIRouter(prefix="/v1", tags=["models"])
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # registry names (tipsv2-b14) and OpenAI-style ids
 
 
 @router.get("/models", response_model=ModelList, responses=ERROR_RESPONSES)
@@ -18,6 +22,19 @@ async def list_models(state: StateDep, _tenant: TenantDep) -> ModelList:
     served = await state.backend.served_model()
     adapters_enabled = state.settings.adapter_store is not None
     return ModelList(data=[model_card(served, adapters_enabled)])
+
+
+@router.get("/models/{model}", response_model=ServedModelCard, responses=ERROR_RESPONSES)
+async def show_model(
+    model: Annotated[str, Path(pattern=MODEL_ID_PATTERN, description="A model `id` from GET /v1/models")],
+    state: StateDep,
+    _tenant: TenantDep,
+) -> ServedModelCard:
+    """One served model (OpenAI's retrieve); 404 for a model this gateway does not serve."""
+    served = await state.backend.served_model()
+    if (error := model_mismatch(model, served)) is not None:
+        raise error
+    return model_card(served, state.settings.adapter_store is not None)
 
 
 def model_card(served: ServedModelInfo, adapters_enabled: bool) -> ServedModelCard:
