@@ -368,12 +368,14 @@ class Stack:
             self._servers.pop().stop()
 
     def start_gateway(
-        self, name: str, baseline: Path | None = None, workers: int | None = None, **env: str
+        self, name: str, baseline: Path | None = None, workers: int | None = None, granian: bool = False, **env: str
     ) -> HttpProcess:
-        """Another gateway on the same Triton and Redis (stopped with the stack): this checkout's, or an earlier
-        version's from `baseline_tree`."""
+        """Another gateway on the same Triton and Redis (stopped with the stack): this checkout's (under uvicorn, or
+        granian), or an earlier version's from `baseline_tree`."""
         log = self.workdir / f"gateway-{name}.log"
-        if baseline is not None:
+        if granian:
+            process = granian_gateway_process({**self.env(), **env}, log, workers or self.gateway_workers)
+        elif baseline is not None:
             process = baseline_gateway_process(baseline, {**self.env(), **env}, log)
         else:
             process = gateway_process({**self.env(), **env}, log, self.gateway_workers if workers is None else workers)
