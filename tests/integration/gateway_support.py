@@ -128,11 +128,24 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def triton_stats(triton: TritonServer) -> dict[str, int]:
-    """Inference count per model (statistics restart when a model is reloaded)."""
+def triton_stats(triton: TritonServer, settle_s: float = 0.05) -> dict[str, int]:
+    """Inference count per model (statistics restart when a model is reloaded). Triton counts a request when it
+    releases it, which can be just after the response reached the client: read until two reads `settle_s` apart
+    agree, so a request just answered is counted."""
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{triton.grpc_port}")
-    stats = client.get_inference_statistics(as_json=True)["model_stats"]
-    return {s["name"]: int(s.get("inference_count", 0)) for s in stats}
+
+    def read() -> dict[str, int]:
+        stats = client.get_inference_statistics(as_json=True)["model_stats"]
+        return {s["name"]: int(s.get("inference_count", 0)) for s in stats}
+
+    counts = read()
+    for _ in range(20):
+        time.sleep(settle_s)
+        again = read()
+        if again == counts:
+            break
+        counts = again
+    return counts
 
 
 def triton_index(triton: TritonServer) -> list[tuple[str, str, str]]:
