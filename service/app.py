@@ -74,13 +74,13 @@ def build_state(
     )
 
 
-def _start_metrics_server(port: int, metrics: Metrics) -> WSGIServer | None:
+def _start_metrics_server(port: int, host: str, metrics: Metrics) -> WSGIServer | None:
     """Serves the registry on its own port (a thread), so the public API port does not expose it. Several workers
     (multiprocess mode) leave the port to the process that supervises them (`service.workers`)."""
     if not port or multiprocess():
         return None
-    server, _thread = start_http_server(port, addr="0.0.0.0", registry=metrics.registry)
-    log.info("metrics on port %d (not on the API port)", port)
+    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    log.info("metrics on %s:%d (not on the API port)", host, port)
     return server
 
 
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, backend: InferenceBackend | Non
         state = build_state(settings, backend, metrics)
         app.state.tipsv2 = state
         await state.start()
-        metrics_server = _start_metrics_server(settings.metrics_port, metrics)
+        metrics_server = _start_metrics_server(settings.metrics_port, settings.metrics_host, metrics)
         if not await state.backend.ready():
             log.warning("Triton is not ready yet at %s; /readyz will say so until it is", settings.triton.url)
         try:

@@ -181,9 +181,9 @@ def serve(workers: int, options: ServerOptions) -> int:
         from service.core.config import get_settings
         from service.core.metrics import serve_multiprocess_metrics
 
-        port = get_settings().metrics_port
-        if port:
-            metrics_server = serve_multiprocess_metrics(port)
+        settings = get_settings()
+        if settings.metrics_port:
+            metrics_server = serve_multiprocess_metrics(settings.metrics_port, settings.metrics_host)
         log.info("%d gateway workers on %s:%d", workers, options.host, options.port)
         return Supervisor(workers, options).run()
     finally:
@@ -195,18 +195,21 @@ def serve(workers: int, options: ServerOptions) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.workers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default=None, help="default: TIPS_HOST (0.0.0.0)")
+    parser.add_argument("--port", type=int, default=None, help="default: TIPS_PORT (8080)")
     parser.add_argument("--workers", type=int, default=None, help="default: TIPS_WORKERS (0 = one per CPU)")
     parser.add_argument("--graceful-s", type=int, default=30, help="seconds to drain in-flight requests on SIGTERM")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--access-log", action="store_true", help="log every request (off: it costs CPU per request)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.workers is None:
+    if None in (args.workers, args.host, args.port):
         from service.core.config import get_settings
 
-        args.workers = get_settings().workers
+        settings = get_settings()
+        args.workers = settings.workers if args.workers is None else args.workers
+        args.host = settings.host if args.host is None else args.host
+        args.port = settings.port if args.port is None else args.port
     options = ServerOptions(args.host, args.port, args.log_level, args.graceful_s, args.access_log)
     return serve(worker_count(args.workers), options)
 

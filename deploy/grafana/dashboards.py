@@ -5,7 +5,10 @@
 
 Panels are declared as data (title, unit, queries) so the PromQL can be reviewed in one place; the JSON is what
 Grafana's sidecar (Helm) and file provisioning (compose) load. Every metric used here is checked against live
-scrapes of the gateway and the real tritonserver in tests/deploy/test_metric_names.py.
+scrapes of the gateway and the real tritonserver in tests/deploy/test_metric_names.py, and every dashboard against
+Grafana's own schema types (@grafana/schema, with each panel's options typed by its plugin) in
+tests/deploy/test_dashboard_schema.py. Panel options are written out whole, as Grafana saves them, rather than left
+to its defaults.
 """
 
 from __future__ import annotations
@@ -387,6 +390,28 @@ TRITON = Dashboard(
 DASHBOARDS = (GATEWAY, TRITON)
 
 
+def panel_options(kind: str) -> dict[str, object]:
+    """The plugin's whole options object (timeseries or stat), as Grafana 11 saves it."""
+    if kind == "timeseries":
+        return {
+            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        }
+    if kind == "stat":
+        return {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "orientation": "auto",
+            "textMode": "value_and_name",
+            "colorMode": "value",
+            "graphMode": "area",
+            "justifyMode": "auto",
+            "wideLayout": True,
+            "showPercentChange": False,
+            "percentChangeColorMode": "standard",
+        }
+    raise ValueError(f"no options written for panel type {kind!r}")
+
+
 def panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, object]:
     return {
         "id": panel_id,
@@ -396,7 +421,7 @@ def panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, object]
         "datasource": DATASOURCE,
         "gridPos": {"h": 8, "w": panel.width, "x": x, "y": y},
         "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
+        "options": panel_options(panel.kind),
         "targets": [
             {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "expr": q.expr, "legendFormat": q.legend}
             for i, q in enumerate(panel.queries)
@@ -444,7 +469,9 @@ def dashboard_json(dashboard: Dashboard) -> dict[str, object]:
                     "label": "Prometheus",
                     "type": "datasource",
                     "query": "prometheus",
-                    "current": {},
+                    # Grafana's schema requires text and value; "default" is the default Prometheus data source of
+                    # whichever Grafana loads the dashboard (compose's, or kube-prometheus-stack's), whatever its uid.
+                    "current": {"selected": True, "text": "default", "value": "default"},
                     "hide": 0,
                 }
             ]

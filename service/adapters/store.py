@@ -288,6 +288,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
     with _storage_errors("write"):
         fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
+            # mkstemp makes the file 0600, but Triton reads the store as another user (uid 1000 beside the gateway's
+            # 10001 in the images, compose and the chart): readable by all who mount the volume, writable by us.
+            os.fchmod(fd, 0o644)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()

@@ -7,8 +7,8 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("gateway", help="run the HTTP gateway (several worker processes, one per core)")
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default=None, help="default: TIPS_HOST (0.0.0.0)")
+    parser.add_argument("--port", type=int, default=None, help="default: TIPS_PORT (8080)")
     parser.add_argument("--workers", type=int, default=None, help="default: TIPS_WORKERS (0 = one per CPU)")
     parser.set_defaults(func=_run)
 
@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _run(args: argparse.Namespace) -> int:
     from service.workers import main
 
-    argv = ["--host", args.host, "--port", str(args.port)]
-    if args.workers is not None:
-        argv += ["--workers", str(args.workers)]
+    argv = []
+    for flag, value in (("--host", args.host), ("--port", args.port), ("--workers", args.workers)):
+        if value is not None:
+            argv += [flag, str(value)]
     return main(argv)

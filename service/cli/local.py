@@ -18,6 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     up.add_argument("--redis-port", type=int, default=6379)
     up.add_argument("--prepare-only", action="store_true", help="build and export, then exit")
+    up.add_argument(
+        "--adapter-store",
+        default=None,
+        help="adapter store path as Triton will see it (default: DIR/adapters); for a container deployment, with "
+        "--prepare-only: its mount point, /var/lib/tipsv2/adapters in compose and the chart",
+    )
     up.set_defaults(func=_up)
 
 
@@ -25,7 +31,7 @@ def _up(args: argparse.Namespace) -> int:
     from service.local.stack import LocalStack
 
     http, grpc, metrics = args.triton_ports
-    stack = LocalStack(args.dir, args.variant, args.port, http, grpc, metrics, args.redis_port)
+    stack = LocalStack(args.dir, args.variant, args.port, http, grpc, metrics, args.redis_port, args.adapter_store)
     if args.prepare_only:
         stack.prepare()
         return 0

@@ -99,9 +99,16 @@ class Settings(BaseSettings):
     # Gateway processes per pod (`python -m service.workers`), each pinned to its own core; 0 = one per CPU the pod
     # may use. More than one switches Prometheus metrics to multiprocess mode (see service/workers.py).
     workers: int = Field(1, ge=0)
+    # Address and port the gateway's workers listen on (when `python -m service.workers` is not given --host/--port):
+    # every interface in a container; a host-network deployment chooses its own (the compose stack's CI test does).
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
     # 0 serves /metrics on the API port (development). A port number serves it there instead and the API port stops
     # answering /metrics: tenant ids and traffic volumes are then visible only to what may reach that port.
     metrics_port: int = Field(0, ge=0, le=65535)
+    # Address of that metrics port: all interfaces in a container (Prometheus scrapes it from another one); a host
+    # network deployment binds it where its scraper is, e.g. 127.0.0.1 (the compose stack's CI test).
+    metrics_host: str = "0.0.0.0"
 
     @field_validator("api_keys")
     @classmethod

@@ -155,7 +155,7 @@ def multiprocess_registry() -> CollectorRegistry:
     return registry
 
 
-def serve_multiprocess_metrics(port: int) -> WSGIServer:
-    """Serves every worker's samples on `port` (a thread of the process that supervises the workers)."""
-    server, _thread = start_http_server(port, addr="0.0.0.0", registry=multiprocess_registry())
+def serve_multiprocess_metrics(port: int, host: str = "0.0.0.0") -> WSGIServer:
+    """Serves every worker's samples on host:`port` (a thread of the process that supervises the workers)."""
+    server, _thread = start_http_server(port, addr=host, registry=multiprocess_registry())
     return server

@@ -29,6 +29,9 @@ class LocalStack:
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
     redis_port: int = 6379
+    # The adapter store's path as Triton will see it, baked into the repository; None: `adapters` under `root` (the
+    # local stack). A container deployment passes its mount point (compose and the chart: /var/lib/tipsv2/adapters).
+    adapter_store: str | None = None
 
     @property
     def weights(self) -> Path:
@@ -51,10 +54,11 @@ class LocalStack:
             with step(f"building the {self.variant} model (seeded weights, tokenizer) in {self.weights}"):
                 build_local_weights(self.weights, self.variant)
         manifest = self.repository / MANIFEST
-        store = str(self.adapters.resolve())
+        store = self.adapter_store or str(self.adapters.resolve())
         if not manifest.is_file() or json.loads(manifest.read_text())["options"]["adapter_store"] != store:
             with step(f"exporting the Triton repository (ONNX trunks checked against PyTorch) to {self.repository}"):
-                self.adapters.mkdir(parents=True, exist_ok=True)
+                if self.adapter_store is None:
+                    self.adapters.mkdir(parents=True, exist_ok=True)
                 export_repository(self.weights, self.variant, self.repository, RepositoryOptions(adapter_store=store))
 
     def gateway_env(self) -> dict[str, str]:

@@ -31,6 +31,15 @@ def test_file_is_named_by_version_and_digest_where_the_triton_bank_looks(tmp_pat
     assert store.file_path("acme", "shop", stored).read_bytes() == b"adapter bytes"
 
 
+def test_files_are_readable_by_tritons_user(tmp_path: Path) -> None:
+    # Triton reads the store as another uid than the gateway's (images, compose, chart): 0644, not mkstemp's 0600.
+    store = AdapterStore(tmp_path)
+    _, stored = add(store, b"adapter bytes")
+    directory = store.file_path("acme", "shop", stored).parent
+    for path in (store.file_path("acme", "shop", stored), directory / "manifest.json"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
 def test_versions_count_up_and_the_new_one_is_active_unless_told_otherwise(tmp_path: Path) -> None:
     store = AdapterStore(tmp_path)
     add(store, b"one")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import urllib.request
+
+import pytest
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -27,3 +29,14 @@ def test_metrics_served_only_on_the_metrics_port_when_configured(tokenizer_path:
 
 def test_metrics_on_the_api_port_by_default(api: TestClient) -> None:
     assert "tipsv2_requests_total" in api.get("/metrics").text
+
+
+def test_metrics_port_binds_the_configured_address(tokenizer_path: Path) -> None:
+    # A host-network deployment keeps the metrics port on loopback: another address of this host must not answer.
+    port = free_port()
+    settings = make_settings(tokenizer_path).model_copy(update={"metrics_port": port, "metrics_host": "127.0.0.2"})
+    with TestClient(create_app(settings, backend=FakeBackend())):
+        with urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=5) as response:
+            assert response.status == 200
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
