@@ -31,19 +31,24 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0+cpu}
 export DOCKER_BUILDKIT=0
 ALL=(base gateway triton-cpu redis prometheus trainer)
 if [ $# -gt 0 ]; then WANTED=("$@"); else WANTED=("${ALL[@]}"); fi
-declare -a SUMMARY=()
+
+LOGS=build/image-logs
+mkdir -p "$LOGS"
 
 log() { printf '[build_images %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 wanted() { local w; for w in "${WANTED[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
-timed() {  # timed NAME COMMAND...: runs it, records its duration, fails the script when it fails
-  local name=$1 start=$SECONDS
+timed() {  # timed NAME COMMAND...: runs it, its output in $LOGS/NAME.log; prints its duration, or the log's tail
+  local name=$1 start=$SECONDS log
+  log="$LOGS/$(printf '%s' "$1" | tr -c 'A-Za-z0-9.-' '_').log"
   shift
-  log "building $name"
-  if ! "$@"; then
-    log "FAILED: $name"
-    exit 1
+  log "building $name (log: $log)"
+  if "$@" >"$log" 2>&1; then
+    log "built $name in $((SECONDS - start)) s"
+  else
+    log "FAILED: $name after $((SECONDS - start)) s; the end of $log:"
+    tail -n 40 "$log"
+    return 1
   fi
-  SUMMARY+=("$(printf '%-28s %4d s' "$name" $((SECONDS - start)))")
 }
 
 for w in "${WANTED[@]}"; do
@@ -94,32 +99,52 @@ else
 fi
 log "base image: $BASE"
 
-wanted gateway && timed "tipsv2-gateway:$TAG" build "tipsv2-gateway:$TAG" Dockerfile --target gateway
-wanted triton-cpu && timed "tipsv2-triton-cpu:$TAG" build "tipsv2-triton-cpu:$TAG" deploy/triton/cpu.Dockerfile
-wanted redis && timed "tipsv2-redis:$TAG" build "tipsv2-redis:$TAG" deploy/redis/Dockerfile
-wanted prometheus && timed "tipsv2-prometheus:$TAG" build "tipsv2-prometheus:$TAG" deploy/prometheus/Dockerfile
-
-if wanted trainer; then
-  server_pid=""
+trainer() {  # the trainer image, torch from TORCH_PIP_ARGS or this machine's pip over a loopback server
+  local server_pid="" port wheels=build/wheels rc=0
   if [ -z "${TORCH_PIP_ARGS:-}" ]; then
     # This machine's pip knows where the CPU wheel is (pip config debug); the build's pip gets it over loopback.
-    wheels=build/wheels
     mkdir -p "$wheels"
-    "$PYTHON" -m pip download --quiet --no-deps --dest "$wheels" "$TORCH_SPEC"
+    "$PYTHON" -m pip download -qq --no-deps --dest "$wheels" "$TORCH_SPEC" || return 1
     port=$("$PYTHON" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
     "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$wheels" "$port" >/dev/null 2>&1 &
     server_pid=$!
-    trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true' EXIT
-    for _ in $(seq 50); do "$PYTHON" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" \
-      2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 50); do
+      "$PYTHON" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null && break
+      sleep 0.1
+    done
     TORCH_PIP_ARGS="--find-links http://127.0.0.1:$port/"
-    log "torch for the trainer: $(ls "$wheels" | grep '^torch-') served on 127.0.0.1:$port"
+    log "torch for the trainer: $(cd "$wheels" && ls torch-*) served on 127.0.0.1:$port"
   fi
   timed "tipsv2-trainer:$TAG" build "tipsv2-trainer:$TAG" Dockerfile --target trainer \
-    --build-arg TORCH_SPEC="$TORCH_SPEC" --build-arg TORCH_PIP_ARGS="$TORCH_PIP_ARGS"
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; server_pid=""; fi
-fi
+    --build-arg TORCH_SPEC="$TORCH_SPEC" --build-arg TORCH_PIP_ARGS="$TORCH_PIP_ARGS" || rc=1
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  return $rc
+}
 
-log "done:"
-printf '  %s\n' "${SUMMARY[@]}"
-docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E '^tipsv2-' | sed 's/^/  /' || true
+# Two lines of builds at once (each mostly waits on downloads): the gateway then the trainer (which starts from the
+# gateway's build stage), beside the CPU Triton, Redis and Prometheus.
+start=$SECONDS
+(
+  if wanted gateway || wanted trainer; then
+    timed "tipsv2-gateway:$TAG" build "tipsv2-gateway:$TAG" Dockerfile --target gateway || exit 1
+  fi
+  if wanted trainer; then trainer || exit 1; fi
+) &
+first=$!
+(
+  if wanted triton-cpu; then
+    timed "tipsv2-triton-cpu:$TAG" build "tipsv2-triton-cpu:$TAG" deploy/triton/cpu.Dockerfile || exit 1
+  fi
+  if wanted redis; then timed "tipsv2-redis:$TAG" build "tipsv2-redis:$TAG" deploy/redis/Dockerfile || exit 1; fi
+  if wanted prometheus; then
+    timed "tipsv2-prometheus:$TAG" build "tipsv2-prometheus:$TAG" deploy/prometheus/Dockerfile || exit 1
+  fi
+) &
+second=$!
+failed=0
+wait "$first" || failed=1
+wait "$second" || failed=1
+[ "$failed" = 0 ] || { log "image builds failed"; exit 1; }
+
+log "images built in $((SECONDS - start)) s:"
+docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep -E "^tipsv2-[a-z-]+:($TAG|bookworm) " | sed 's/^/  /'
