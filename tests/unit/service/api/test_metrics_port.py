@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import urllib.request
-
-import pytest
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app

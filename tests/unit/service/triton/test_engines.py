@@ -229,8 +229,8 @@ def test_engine_build_job_runs_export_then_the_build_on_a_gpu_with_arguments_the
 def test_triton_dockerfile_builds_engines_and_serves_them_from_one_ngc_release() -> None:
     text = (ROOT / "deploy" / "triton" / "Dockerfile").read_text()
     stages = dict(line.split()[1::2][::-1] for line in text.splitlines() if line.startswith("FROM "))
-    assert stages == {
-        "engine-build": "nvcr.io/nvidia/tensorrt:${NGC_RELEASE}-py3",
-        "triton": "nvcr.io/nvidia/tritonserver:${NGC_RELEASE}-py3",
-    }
+    assert stages == {"engine-build": "${TENSORRT_BASE_IMAGE}", "triton": "${TRITON_BASE_IMAGE}"}
+    # Both base images are build arguments (a mirror may replace them) whose defaults are one NGC release.
+    assert "ARG TENSORRT_BASE_IMAGE=nvcr.io/nvidia/tensorrt:${NGC_RELEASE}-py3" in text
+    assert "ARG TRITON_BASE_IMAGE=nvcr.io/nvidia/tritonserver:${NGC_RELEASE}-py3" in text
     assert "tipsv2 engines build --help" in text and 'ENTRYPOINT ["tipsv2", "engines", "build"]' in text
