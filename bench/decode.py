@@ -115,7 +115,8 @@ def request_table(jpegs: dict[str, bytes], record: Record, workdir: Path) -> lis
         }
         for mode, gateway in gateways.items():
             for resolution in RESOLUTIONS:
-                _post(client, gateway.url, warm, resolution)  # first request of a kind: imports, connections
+                for copy in distinct(warm, 4):  # every worker process's first requests: imports, connections
+                    _post(client, gateway.url, copy, resolution)
                 for kind in ("smooth", "grainy"):
                     files = [f for name, data in jpegs.items() if kind in name for f in distinct(data, COPIES)]
                     before = stack.cpu_seconds()["gateway"]  # all gateway processes; one is sent requests at a time

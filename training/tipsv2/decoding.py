@@ -6,7 +6,7 @@ The rules (README "Image decoding"), in the order they apply:
 2. Size: `width x height` above `max_pixels` is refused (`ImageTooLarge`) before any pixel is decoded.
 3. Large JPEGs (when the caller says how small the picture will be resized, `min_size`): libjpeg's DCT scaling decodes
    at 1/2, 1/4 or 1/8 scale, the smallest that keeps both sides at least `2 * min_size`. It skips the full-size
-   inverse DCT and colour conversion (a 12-megapixel photo at 224: 15-34 ms instead of 52-81 ms; entropy decoding
+   inverse DCT and colour conversion (a 12-megapixel photo at 224: 13-31 ms instead of 47-66 ms; entropy decoding
    remains); its effect on embeddings is measured in docs/benchmarks.md. Segmentation decodes at full size, since its
    label map has the input's size.
 4. Orientation: the EXIF orientation tag (1-8) is applied, so pixels come out as displayed (phone photos are often
