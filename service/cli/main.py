@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "service.cli.jobs",
     "service.cli.weights",
     "service.cli.encode",
+    "service.cli.dense",
     "service.cli.data",
     "service.cli.train",
     "service.cli.evaluate",

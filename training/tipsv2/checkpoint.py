@@ -22,7 +22,8 @@ from safetensors.numpy import save_file as save_safetensors
 
 from training.tipsv2.configs import get_model_config
 from training.tipsv2.model import TIPSv2
-from training.tipsv2.pretrained import checkpoint_files, find_checkpoint_files
+from training.tipsv2.pretrained import checkpoint_files, find_checkpoint_files, find_vision_file
+from training.tipsv2.vision import VisionTransformer
 
 TEMPERATURE_KEY = "temperature"
 
@@ -151,6 +152,19 @@ def load_pretrained(weights_dir: str | Path, variant: str) -> TIPSv2:
     model = load_official(model, vision, text, assign=True)
     model.text.reset_buffers()  # the fixed position table, computed on the CPU
     return model.eval()
+
+
+def load_pretrained_vision(weights_dir: str | Path, variant: str) -> VisionTransformer:
+    """The image tower alone from `tips_v2_oss_{tag}_vision.npz` (what the dense heads need: no text file read)."""
+    cfg = get_model_config(variant)
+    weights_dir = Path(weights_dir)
+    if not weights_dir.is_dir():
+        raise FileNotFoundError(f"weights directory {weights_dir} does not exist")
+    path = find_vision_file(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
+    with torch.device("meta"):
+        tower = VisionTransformer(cfg.vision_cfg)
+    load_tower(tower, read_npz(path), str(path), assign=True)
+    return tower.eval()
 
 
 def tower_arrays(model: TIPSv2) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

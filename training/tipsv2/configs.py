@@ -27,6 +27,17 @@ class VisionCfg:
     num_register_tokens: int = 1  # TIPSv2 reuses its single register token as the second CLS token
     layer_norm_eps: float = 1e-6
     init_values: float = 1.0  # LayerScale init; the official scripts build with 1.0, so `ls*.gamma` exist
+    # The four blocks whose outputs the DPT heads read (the decoder notebook's `INTERMEDIATE_LAYERS_MAP`), shallow
+    # to deep; the last is always the final block. Empty: the variant has no dense heads.
+    dpt_layers: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.dpt_layers)  # JSON gives a list
+        object.__setattr__(self, "dpt_layers", layers)
+        if layers and (len(layers) != 4 or list(layers) != sorted(set(layers)) or not 0 <= layers[0] < self.depth):
+            raise ValueError(f"dpt_layers must be 4 increasing block indices below depth {self.depth}, got {layers}")
+        if layers and layers[-1] != self.depth - 1:
+            raise ValueError(f"the last of dpt_layers must be the final block {self.depth - 1}, got {layers}")
 
     @property
     def pos_grid(self) -> int:

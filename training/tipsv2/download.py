@@ -1,6 +1,7 @@
-"""Download the official TIPSv2 PyTorch checkpoints and tokenizer from their official URLs (no torch).
+"""Download the official TIPSv2 PyTorch checkpoints, DPT decoders and tokenizer from their official URLs (no torch).
 
-Files land under their official names (`tips_v2_oss_{tag}_{vision,text}.npz`, `tokenizer.model`), written to a
+Files land under their official names (`tips_v2_oss_{tag}_{vision,text}.npz`, `tokenizer.model`,
+`tips_v2_{tag}_{task}_dpt.zip`), written to a
 `.part` file first and renamed when complete, so an interrupted download never leaves a file that looks finished.
 Without network access every failure becomes one `DownloadError` naming the URL, the reason and the manual way out.
 """
@@ -14,13 +15,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from training.tipsv2.configs import get_model_config
+from training.tipsv2.configs import ModelCfg, get_model_config
+from training.tipsv2.heads import TASKS, check_task
 from training.tipsv2.pretrained import (
+    DPT_BASE_URL,
     OFFICIAL_TAGS,
     PYTORCH_BASE_URL,
     TOKENIZER_FILE,
     TOKENIZER_URL,
     checkpoint_files,
+    decoder_file,
+    decoder_tags,
 )
 
 log = logging.getLogger(__name__)
@@ -65,9 +70,7 @@ def download_official(
     Files already present are kept unless `force`. If the checkpoint is not found (HTTP 404) under the variant's
     tag, its alternative spellings are tried (So400m: `so14`, then `so400m14`).
     """
-    cfg = get_model_config(variant)
-    if cfg.checkpoint_tag not in OFFICIAL_TAGS:
-        raise ValueError(f"{cfg.name} has no official release; official tags: {', '.join(OFFICIAL_TAGS)}")
+    cfg = _official(variant)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = _fetch_checkpoint(
@@ -77,13 +80,68 @@ def download_official(
     return paths
 
 
+def download_decoders(
+    variant: str,
+    directory: str | Path,
+    tasks: tuple[str, ...] = TASKS,
+    *,
+    base_url: str = DPT_BASE_URL,
+    timeout: float = 30.0,
+    force: bool = False,
+) -> list[Path]:
+    """Fetches the official DPT decoders (`tips_v2_{tag}_{task}_dpt.zip`) of `variant` for `tasks` into `directory`.
+
+    A file already present under any spelling of the tag is kept unless `force`; on HTTP 404 the next spelling is
+    tried (So400m: `so400m14`, the notebook's, then `so14`).
+    """
+    cfg = _official(variant)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tags = decoder_tags((cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
+    base_url = base_url.rstrip("/") + "/"
+    paths = []
+    for task in tasks:
+        names = [decoder_file(tag, check_task(task)) for tag in tags]
+        present = next((directory / name for name in names if (directory / name).is_file()), None)
+        if present is not None and not force:
+            log.info("keeping %s (already there)", present)
+            paths.append(present)
+        else:
+            paths.append(_fetch_first_found(names, directory, base_url, timeout))
+    return paths
+
+
+def _official(variant: str) -> ModelCfg:
+    cfg = get_model_config(variant)
+    if cfg.checkpoint_tag not in OFFICIAL_TAGS:
+        raise ValueError(f"{cfg.name} has no official release; official tags: {', '.join(OFFICIAL_TAGS)}")
+    return cfg
+
+
+def _fetch_first_found(names: list[str], directory: Path, base_url: str, timeout: float) -> Path:
+    """The first of `names` the server has (HTTP 404 moves on to the next spelling; any other failure raises)."""
+    for i, name in enumerate(names):
+        try:
+            log.info("downloading %s -> %s", base_url + name, directory / name)
+            return fetch(base_url + name, directory / name, timeout)
+        except DownloadError as exc:
+            if i == len(names) - 1 or not _is_404(exc):
+                raise
+            log.info("%s; trying the spelling %r", exc, names[i + 1])
+    raise AssertionError("unreachable: names is never empty")
+
+
+def _is_404(exc: DownloadError) -> bool:
+    return isinstance(exc.__cause__, urllib.error.HTTPError) and exc.__cause__.code == 404
+
+
 def _fetch_checkpoint(tags: tuple[str, ...], directory: Path, base_url: str, timeout: float, force: bool) -> list[Path]:
     for i, tag in enumerate(tags):
         files = checkpoint_files(tag)
         try:
             return [_fetch_missing(base_url + name, directory / name, timeout, force) for name in files.names()]
         except DownloadError as exc:
-            if i == len(tags) - 1 or not isinstance(exc.__cause__, urllib.error.HTTPError) or exc.__cause__.code != 404:
+            if i == len(tags) - 1 or not _is_404(exc):
                 raise
             log.info("%s; trying the spelling %r", exc, tags[i + 1])
     raise AssertionError("unreachable: tags is never empty")

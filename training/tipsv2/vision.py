@@ -7,10 +7,13 @@ built with `block_chunks=0`, so the official `.npz` loads strictly.
 
 The forward pass is split where serving splits it: `embed` (patch embedding, positions, CLS tokens: what the
 AdaLink adapter stage owns) and `trunk` (the blocks and final norm: what is compiled once into an engine).
+`trunk_with_layers` is the same pass keeping the intermediate states the DPT heads read; `trunk` is untouched by
+it, so embeddings cost what they did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple, cast
 
 import torch
@@ -25,6 +28,13 @@ class ImageFeatures(NamedTuple):
     cls1: torch.Tensor  # (B, D), aligned with alt-text; the demos' image embedding
     cls2: torch.Tensor  # (B, D), aligned with synthetic captions; better for dense tasks
     patch_tokens: torch.Tensor  # (B, H/14 * W/14, D), row-major
+
+
+class LayerFeatures(NamedTuple):
+    """One intermediate layer as the DPT heads read it (the official `get_intermediate_layers(norm=True)`)."""
+
+    cls1: torch.Tensor  # (B, D), the first CLS token after the final norm
+    patch_map: torch.Tensor  # (B, D, H/14, W/14), the patch tokens after the final norm
 
 
 class VisionTransformer(nn.Module):
@@ -116,6 +126,34 @@ class VisionTransformer(nn.Module):
         last = cast(Block, self.blocks[-1])  # ModuleList indexing is typed as Module
         dense: torch.Tensor = self.norm(last.forward_value_path(hidden))
         return dense
+
+    def trunk_with_layers(self, tokens: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The trunk's output and, for each block index in `layers`, that block's output passed through the final
+        norm (as the official `get_intermediate_layers(norm=True)`): all (B, T, D). The blocks run once; the extra
+        cost is one LayerNorm per layer that is not the last block (whose normed output is the trunk's output)."""
+        last = len(self.blocks) - 1
+        if not layers or any(not 0 <= i <= last for i in layers):
+            raise ValueError(f"layers must be block indices in [0, {last}], got {list(layers)}")
+        taken: dict[int, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks):
+            tokens = block(tokens)
+            if i in layers and i != last:
+                taken[i] = self.norm(tokens)
+        out = self.norm(tokens)
+        return out, [out if i == last else taken[i] for i in layers]
+
+    def layer_features(self, states: Sequence[torch.Tensor], grid: tuple[int, int]) -> list[LayerFeatures]:
+        """Normed token states (B, T, D) -> (CLS1, patch map (B, D, h, w)) pairs, the DPT decoders' input."""
+        h, w = grid
+        p = self.num_prefix_tokens
+        return [LayerFeatures(x[:, 0], x[:, p:].transpose(1, 2).reshape(x.shape[0], -1, h, w)) for x in states]
+
+    def intermediate_features(self, pixels: torch.Tensor, layers: Sequence[int] | None = None) -> list[LayerFeatures]:
+        """(B, 3, H, W) in [0, 1] -> the DPT input at `layers` (default: the config's `dpt_layers`)."""
+        layers = self.cfg.dpt_layers if layers is None else layers
+        _, states = self.trunk_with_layers(self.embed(pixels), layers)
+        P = self.cfg.patch_size
+        return self.layer_features(states, (pixels.shape[-2] // P, pixels.shape[-1] // P))
 
     def split(self, x: torch.Tensor) -> ImageFeatures:
         p = self.num_prefix_tokens

@@ -100,9 +100,8 @@ def vision_block(x: np.ndarray, a: Arrays, i: int, heads: int, value_path: bool 
     return x + mlp * a[p + "ls2.gamma"]
 
 
-def vision_forward(a: Arrays, pixels: np.ndarray, depth: int, heads: int) -> dict[str, np.ndarray]:
-    """(B, 3, H, W) -> cls1 (B, D), cls2 (B, D), patches (B, N, D), dense (B, N, D) (value path, last block)."""
-    a = {k: v.astype(np.float64) for k, v in a.items()}
+def embed(a: Arrays, pixels: np.ndarray) -> np.ndarray:
+    """(B, 3, H, W) -> the tokens the first block sees, [CLS1 + position, CLS2, patches + positions]: (B, 2 + N, D)."""
     B, C, H, W = pixels.shape
     P, D = 14, a["cls_token"].shape[-1]
     gh, gw = H // P, W // P
@@ -111,7 +110,30 @@ def vision_forward(a: Arrays, pixels: np.ndarray, depth: int, heads: int) -> dic
     positions = position_table(a["pos_embed"], gh, gw)
     cls1 = np.broadcast_to(a["cls_token"][0] + positions[:1], (B, 1, D))
     cls2 = np.broadcast_to(a["register_tokens"][0], (B, 1, D))  # the register token: no position
-    x = np.concatenate([cls1, cls2, tokens + positions[1:]], axis=1)
+    return np.concatenate([cls1, cls2, tokens + positions[1:]], axis=1)
+
+
+def intermediate_layers(a: Arrays, pixels: np.ndarray, layers: list[int], heads: int) -> list[tuple[np.ndarray, ...]]:
+    """The official `get_intermediate_layers(n=layers, reshape=True, return_class_token=True, norm=True)`, reordered
+    (CLS, patches) as the decoder notebook does: per layer, the block's output through the final norm, split into
+    CLS1 (B, D) and the patch tokens as a (B, D, h, w) map."""
+    a = {k: v.astype(np.float64) for k, v in a.items()}
+    B, _, H, W = pixels.shape
+    x = embed(a, pixels)
+    out = []
+    for i in range(max(layers) + 1):
+        x = vision_block(x, a, i, heads)
+        if i in layers:
+            normed = layer_norm(x, a["norm.weight"], a["norm.bias"], 1e-6)
+            patches = normed[:, 2:].reshape(B, H // 14, W // 14, -1).transpose(0, 3, 1, 2)
+            out.append((normed[:, 0], patches))
+    return out
+
+
+def vision_forward(a: Arrays, pixels: np.ndarray, depth: int, heads: int) -> dict[str, np.ndarray]:
+    """(B, 3, H, W) -> cls1 (B, D), cls2 (B, D), patches (B, N, D), dense (B, N, D) (value path, last block)."""
+    a = {k: v.astype(np.float64) for k, v in a.items()}
+    x = embed(a, pixels)
     for i in range(depth - 1):
         x = vision_block(x, a, i, heads)
     final = layer_norm(vision_block(x, a, depth - 1, heads), a["norm.weight"], a["norm.bias"], 1e-6)
