@@ -93,7 +93,7 @@ def _predict_all(
     import torch
 
     from training.tipsv2.checkpoint import load_pretrained_vision
-    from training.tipsv2.dense import predict
+    from training.tipsv2.dense import predict_dense
     from training.tipsv2.dpt_checkpoint import load_decoder
     from training.tipsv2.heads import check_task
 
@@ -102,7 +102,7 @@ def _predict_all(
     args.output.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"variant": variant, "resolution": images[0].pixels.shape[-1], "images": []}
     for image in images:
-        maps = predict(vision, decoders, torch.from_numpy(image.pixels[None]), image.size)
+        maps = predict_dense(vision, decoders, torch.from_numpy(image.pixels[None]), image.size)
         entry: dict[str, Any] = {"image": str(image.path), "height": image.size[0], "width": image.size[1]}
         for head, batch in maps.items():
             entry[head] = _write_head(args.output, image.path.stem, head, batch[0], args.format)

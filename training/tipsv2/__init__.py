@@ -1,7 +1,8 @@
-"""The TIPSv2 model library: configs, towers, official checkpoints, tokenizer, preprocessing, zero-shot tasks.
+"""The TIPSv2 model library: configs, towers, DPT heads, official checkpoints, tokenizer, preprocessing, zero-shot.
 
 Importing this package does not import torch: `configs`, `pretrained`, `tokenizer`, `preprocess`, `prompts`,
-`windows` and `download` are torch-free (the gateway uses them); the torch-backed names below load on first use.
+`windows`, `download`, `heads` and `dense_maps` are torch-free (the gateway uses them); the torch-backed names below
+load on first use.
 See README.md in this directory for the variants, the fidelity checks and the zero-shot protocol.
 """
 
@@ -17,7 +18,17 @@ _LAZY = {
     "create_model": "training.tipsv2.model",
     "VisionTransformer": "training.tipsv2.vision",
     "ImageFeatures": "training.tipsv2.vision",
+    "LayerFeatures": "training.tipsv2.vision",
     "TextEncoder": "training.tipsv2.text",
+    "DenseDecoder": "training.tipsv2.dpt",
+    "create_decoder": "training.tipsv2.dpt",
+    "unit_normals": "training.tipsv2.dpt",
+    "load_decoder": "training.tipsv2.dpt_checkpoint",
+    "load_pretrained_decoder": "training.tipsv2.dpt_checkpoint",
+    "save_decoder": "training.tipsv2.dpt_checkpoint",
+    "verify_decoder": "training.tipsv2.dpt_checkpoint",
+    "load_pretrained_vision": "training.tipsv2.checkpoint",
+    "predict_dense": "training.tipsv2.dense",
     "load_official": "training.tipsv2.checkpoint",
     "load_pretrained": "training.tipsv2.checkpoint",
     "save_official": "training.tipsv2.checkpoint",

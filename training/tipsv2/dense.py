@@ -42,7 +42,7 @@ def segmentation_labels(logits: torch.Tensor, size: tuple[int, int], budget: int
 
 
 @torch.no_grad()
-def predict(
+def predict_dense(
     vision: VisionTransformer,
     decoders: Mapping[Task, DenseDecoder],
     pixels: torch.Tensor,

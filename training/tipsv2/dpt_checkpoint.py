@@ -151,8 +151,13 @@ def check_flax_shapes(decoder: DenseDecoder, found: Mapping[str, tuple[int, ...]
     if len(names) != len(found):
         raise CheckpointError(f"{what}: keys collide once the optional `decoder/` and `dpt/` levels are dropped")
 
+    prefix = "decoder/" if any(k.startswith("decoder/") for k in found) else ""
+    dpt_level = any(k.removeprefix("decoder/").startswith("dpt/") for k in found)
+
     def spelled(canonical: str) -> str:
-        return names.get(canonical, canonical.replace(_HEAD, head))
+        """A canonical path as this file would spell it (to name a key it lacks)."""
+        path = canonical.replace(_HEAD, head)
+        return prefix + (path if dpt_level else path.removeprefix("dpt/"))
 
     missing = [spelled(k) for k in expected if k not in names]
     unexpected = sorted(names[k] for k in names if k not in expected)

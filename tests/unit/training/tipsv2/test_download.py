@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from service.cli.main import main
+from tests.unit.training.tipsv2.dpt_layout import dpt_layout, write_header_only_dpt_zip
 from tests.unit.training.tipsv2.official_layout import OFFICIAL, text_layout, vision_layout, write_header_only_npz
-from training.tipsv2.download import DownloadError, download_official
+from training.tipsv2.download import DownloadError, download_decoders, download_official
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -129,3 +130,45 @@ def test_http_errors_are_reported_with_their_status(tmp_path: Path, mirror) -> N
 def test_the_tiny_test_model_has_nothing_to_download(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no official release"):
         download_official("tiny", tmp_path)
+
+
+def test_download_cli_fetches_the_decoders_asked_for_and_verifies_them(tmp_path: Path, mirror, capsys) -> None:
+    base_url, root = mirror
+    write_header_only_npz(root / "tips_v2_oss_b14_vision.npz", vision_layout(OFFICIAL["b14"]))
+    write_header_only_npz(root / "tips_v2_oss_b14_text.npz", text_layout(OFFICIAL["b14"]) | {"temperature": ()})
+    (root / "tokenizer.model").write_bytes(b"sentencepiece")
+    for task in ("segmentation", "depth", "normals"):  # the decoders live under another base URL (scenic/)
+        write_header_only_dpt_zip(root / "scenic" / f"tips_v2_b14_{task}_dpt.zip", dpt_layout(768, task))
+    out = tmp_path / "weights"
+    args = ["weights", "download", "--variant", "b14", "--dir", str(out), "--base-url", base_url, "--head", "all"]
+    code = main([*args, "--tokenizer-url", base_url + "tokenizer.model", "--dpt-base-url", base_url + "scenic"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tips_v2_b14_depth_dpt.zip",
+        "tips_v2_b14_normals_dpt.zip",
+        "tips_v2_b14_segmentation_dpt.zip",
+        "tips_v2_oss_b14_text.npz",
+        "tips_v2_oss_b14_vision.npz",
+        "tokenizer.model",
+    ]
+    assert "tips_v2_b14_normals_dpt.zip matches the official normals decoder layout" in printed.out
+
+
+def test_so400m_decoders_take_the_notebook_spelling_then_the_other(tmp_path: Path, mirror) -> None:
+    base_url, root = mirror
+    (root / "tips_v2_so400m14_depth_dpt.zip").write_bytes(b"depth")
+    (root / "tips_v2_so14_normals_dpt.zip").write_bytes(b"normals")  # only the other spelling: found after a 404
+    paths = download_decoders("so14", tmp_path, ("depth", "normals"), base_url=base_url)
+    assert [p.name for p in paths] == ["tips_v2_so400m14_depth_dpt.zip", "tips_v2_so14_normals_dpt.zip"]
+    (root / "tips_v2_so400m14_depth_dpt.zip").write_bytes(b"changed")
+    again = download_decoders("so400m14", tmp_path, ("depth",), base_url=base_url)  # kept: no refetch
+    assert again[0].read_bytes() == b"depth"
+
+
+def test_decoder_download_names_the_url_when_the_host_is_unreachable(tmp_path: Path, refused_url: str) -> None:
+    with pytest.raises(DownloadError, match=r"could not download http://127\.0\.0\.1:\d+/tips_v2_g14_segmentation_dpt"):
+        download_decoders("g14", tmp_path, ("segmentation",), base_url=refused_url)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="has no official release"):
+        download_decoders("tiny", tmp_path)

@@ -18,7 +18,8 @@ from training.tipsv2.windows import Window, short_side_size, sliding_windows
 def test_gateway_side_modules_import_without_torch() -> None:
     code = (
         "import sys; import training.tipsv2, training.tipsv2.prompts, training.tipsv2.windows, "
-        "training.tipsv2.preprocess, training.tipsv2.tokenizer, training.tipsv2.download, training.data.vocabulary; "
+        "training.tipsv2.preprocess, training.tipsv2.tokenizer, training.tipsv2.download, training.data.vocabulary, "
+        "training.tipsv2.heads, training.tipsv2.dense_maps; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
