@@ -3,9 +3,9 @@ independent implementation reading the official Flax-layout arrays, on random we
 files and loaded through the library's strict loader.
 
 Error is max |ours - reference| / max |reference|, the reference computed in the precision under test:
-- float64 (L/14 at 98 px, an odd grid): equal to rounding, 1e-12 (measured 1e-15 to 7e-15). This pins the
+- float64 (L/14 at 98 px, an odd grid): equal to rounding, 1e-12 (measured 1e-15 to 3e-15). This pins the
   architecture, the weight conversion and every resampling.
-- float32 (B/14 at 448 px and L/14 at 98 px): within 1e-5 (measured 4e-7 to 3e-6). torch computes interpolation
+- float32 (B/14 at 448 px and L/14 at 98 px): within 1e-5 (measured 4e-7 to 1.6e-6). torch computes interpolation
   positions in the tensor's precision, so the float32 reference does too; against float64 positions the float32
   interpolations alone move the rough maps of random weights by up to 2e-5.
 The three heads of a case share one random DPT body (each file still holds every key), so the reference computes
