@@ -1,8 +1,9 @@
 """What the DPT heads cost: milliseconds per image for each head at 224 and 448 px, TIPSv2 B/14, in-process.
 
 Random weights of the real sizes (the cost does not depend on the values): the image tower with DINOv2's init, the
-three decoders with random official-layout arrays. One image per call (batch 1, what `tipsv2 dense` runs), timed
-as the median of repeated calls after warm-up:
+three decoders drawn at random. One image per call (batch 1, what `tipsv2 dense` runs). Each figure is the median
+wall time and the median process CPU time (all threads; on a GPU, the host's) of repeated calls, the calls of all
+figures interleaved round by round after warm-up, so that a shared machine's changing load spreads evenly:
 
   encoder            the embedding path (`trunk`): what an embedding request costs today
   encoder + layers   the same pass keeping the four DPT layers (`trunk_with_layers`): what a dense request adds
@@ -42,23 +43,35 @@ from training.tipsv2.vision import LayerFeatures, VisionTransformer  # noqa: E40
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def median_ms(fn: Callable[[], Any], device: torch.device, seconds: float, warmup: int = 2, min_runs: int = 3) -> float:
-    """Median wall time of `fn` in milliseconds: `warmup` calls, then calls until `seconds` passed (>= min_runs)."""
+def timings(fns: dict[str, Callable[[], Any]], device: torch.device, seconds: float) -> dict[str, dict[str, float]]:
+    """Median wall and CPU milliseconds of each call, measured in interleaved rounds (one call of each per round,
+    after two warm-up calls each) until `seconds` per callable have passed, at least 3 rounds. Interleaving spreads
+    the machine's changing load evenly over the figures; process CPU time (all threads) is what a call costs
+    whatever else runs."""
 
-    def timed() -> float:
-        start = time.perf_counter()
+    def timed(fn: Callable[[], Any]) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return (time.perf_counter() - start) * 1e3
+        return (time.perf_counter() - wall) * 1e3, (time.process_time() - cpu) * 1e3
 
-    for _ in range(warmup):
-        timed()
-    times: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while len(times) < min_runs or time.perf_counter() < deadline:
-        times.append(timed())
-    return statistics.median(times)
+    for fn in fns.values():
+        timed(fn)
+        timed(fn)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + seconds * len(fns)
+    while min(len(v) for v in samples.values()) < 3 or time.perf_counter() < deadline:
+        for name, fn in fns.items():
+            samples[name].append(timed(fn))
+    return {
+        name: {
+            "ms": statistics.median(w for w, _ in values),
+            "cpu_ms": statistics.median(c for _, c in values),
+            "runs": len(values),
+        }
+        for name, values in samples.items()
+    }
 
 
 def random_decoder(task: str, device: torch.device, dtype: torch.dtype, seed: int) -> DenseDecoder:
@@ -95,18 +108,21 @@ def measure(
     pixels = pixels.to(device=device, dtype=dtype)
     tokens = vision.embed(pixels)
     layers = vision.cfg.dpt_layers
-    encoder = median_ms(lambda: vision.trunk(vision.embed(pixels)), device, seconds)
-    with_layers = median_ms(lambda: vision.trunk_with_layers(vision.embed(pixels), layers), device, seconds)
     grid = resolution // vision.cfg.patch_size
     features = vision.layer_features(vision.trunk_with_layers(tokens, layers)[1], (grid, grid))
-    rows = [
-        {"resolution": resolution, "what": "encoder (embedding path)", "ms": encoder},
-        {"resolution": resolution, "what": "encoder + DPT layers", "ms": with_layers},
-    ]
+    fns: dict[str, Callable[[], Any]] = {
+        "encoder (embedding path)": lambda: vision.trunk(vision.embed(pixels)),
+        "encoder + DPT layers": lambda: vision.trunk_with_layers(vision.embed(pixels), layers),
+    }
     for task, decoder in decoders.items():
-        head = median_ms(head_fn(task, decoder, features, (resolution, resolution)), device, seconds)
-        rows.append({"resolution": resolution, "what": f"{task} head", "ms": head})
-        rows.append({"resolution": resolution, "what": f"{task} total", "ms": with_layers + head})
+        fns[f"{task} head"] = head_fn(task, decoder, features, (resolution, resolution))
+    measured = timings(fns, device, seconds)
+    rows = [{"resolution": resolution, "what": name, **m} for name, m in measured.items()]
+    with_layers = measured["encoder + DPT layers"]
+    for task in decoders:
+        head = measured[f"{task} head"]
+        total = {"ms": with_layers["ms"] + head["ms"], "cpu_ms": with_layers["cpu_ms"] + head["cpu_ms"]}
+        rows.append({"resolution": resolution, "what": f"{task} total", **total})
     return rows
 
 
@@ -128,10 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     for resolution in args.resolutions:
         for row in measure(vision, decoders, resolution, device, dtype, args.seconds):
             record.add(row)
-            print(f"{row['resolution']} px  {row['what']:<26} {row['ms']:9.1f} ms", flush=True)
+            print(
+                f"{row['resolution']} px  {row['what']:<26} {row['ms']:9.1f} ms  {row['cpu_ms']:9.1f} CPU ms",
+                flush=True,
+            )
     path = record.write()
     rows = record.data["results"]
-    print(table(rows, [("resolution", "px"), ("what", "what"), ("ms", "ms / image"), ("load_average_1m", "load 1m")]))
+    columns = [("resolution", "px"), ("what", "what"), ("ms", "ms / image"), ("cpu_ms", "CPU ms / image")]
+    print(table(rows, [*columns, ("load_average_1m", "load 1m")]))
     print(f"wrote {path}")
     return 0
 
