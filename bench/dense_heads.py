@@ -12,8 +12,8 @@ figures interleaved round by round after warm-up, so that a shared machine's cha
                      and argmax; depth = bins, expectation, upsampling; normals = normalise, bicubic, normalise
   <head> total       encoder + layers + that head
 
-    flock /tmp/tipsv2-bench.lock python bench/dense_heads.py [--device cpu|cuda] [--dtype float32|bfloat16]
-        [--resolutions 224 448] [--seconds 3] [--out build/bench]
+    flock /tmp/tipsv2-bench.lock python bench/dense_heads.py [--variant b14] [--device cpu|cuda]
+        [--dtype float32|bfloat16] [--resolutions 224 448] [--seconds 3] [--out build/bench]
 
 Prints a table; writes dense_heads.json (with the machine and its load average) into --out.
 """
@@ -74,8 +74,8 @@ def timings(fns: dict[str, Callable[[], Any]], device: torch.device, seconds: fl
     }
 
 
-def random_decoder(task: str, device: torch.device, dtype: torch.dtype, seed: int) -> DenseDecoder:
-    decoder = create_decoder("b14", task)
+def random_decoder(variant: str, task: str, device: torch.device, dtype: torch.dtype, seed: int) -> DenseDecoder:
+    decoder = create_decoder(variant, task)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in decoder.parameters():
@@ -128,6 +128,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="b14", help="b14 (the table in docs/benchmarks.md), l14, so14, g14, tiny")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
     parser.add_argument("--resolutions", type=int, nargs="+", default=[224, 448])
@@ -136,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     record = Record("dense_heads", args.out, sys.argv[1:] if argv is None else argv)
-    record.data |= {"device": args.device, "dtype": args.dtype, "threads": torch.get_num_threads()}
+    record.data |= {"variant": args.variant, "device": args.device, "dtype": args.dtype}
+    record.data["threads"] = torch.get_num_threads()
     if device.type == "cuda":
         record.data["gpu"] = torch.cuda.get_device_name(device)
-    vision = create_model("b14", seed=0).visual.to(device=device, dtype=dtype).eval()
-    decoders = {task: random_decoder(task, device, dtype, seed) for seed, task in enumerate(TASKS)}
+    vision = create_model(args.variant, seed=0).visual.to(device=device, dtype=dtype).eval()
+    decoders = {task: random_decoder(args.variant, task, device, dtype, seed) for seed, task in enumerate(TASKS)}
     for resolution in args.resolutions:
         for row in measure(vision, decoders, resolution, device, dtype, args.seconds):
             record.add(row)
