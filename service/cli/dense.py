@@ -1,8 +1,9 @@
 """`tipsv2 dense`: depth, surface normals and ADE20K segmentation for image files, with the official DPT heads.
 
 Contract (README "Command line"): DIR holds the official vision `.npz` and the `tips_v2_{tag}_{head}_dpt.zip`
-decoders asked for; every image is decoded by the project's one decoding path, resized to R x R for the model, and
-each map is written at the image's own (displayed) size into OUT as `{stem}.{head}.png` and/or `.npy`:
+decoders asked for; every image is decoded by the project's one decoding path (`decoding.py`: EXIF orientation
+applied), resized to R x R for the model, and each map is written at the image's displayed size into OUT as
+`{stem}.{head}.png` and/or `.npy`:
 
 | head | PNG | NPY |
 | --- | --- | --- |
@@ -72,14 +73,17 @@ def _dense(args: argparse.Namespace) -> int:
 
 
 def _decode(path: Path, resolution: int) -> DecodedImage:
-    from training.tipsv2.preprocess import ImageDecodeError, decode_image, resize_uint8, to_model_input
+    """The project's one decoding path (EXIF orientation applied, so the size is the displayed one), at full size:
+    no JPEG draft, since the maps are written at the image's own size."""
+    from training.tipsv2.decoding import ImageDecodeError, decode_image
+    from training.tipsv2.preprocess import resize_uint8, to_model_input
 
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     try:
         image = decode_image(path.read_bytes())
     except ImageDecodeError as exc:
-        raise ImageDecodeError(f"{path}: {exc}") from exc
+        raise type(exc)(f"{path}: {exc}") from exc
     return DecodedImage(path, to_model_input(resize_uint8(image, resolution)), (image.height, image.width))
 
 

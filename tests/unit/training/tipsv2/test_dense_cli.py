@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from service.cli.main import main
 from tests.unit.training.tipsv2 import dpt_reference, reference
@@ -103,6 +103,23 @@ def test_dense_maps_equal_the_independent_reference_pipeline(dense_weights: Path
     assert np.array_equal(np.load(out / "scene.segmentation.npy")[clear], logits.argmax(0)[clear])
 
 
+def test_a_photo_stored_sideways_gets_maps_in_its_displayed_orientation(dense_weights: Path, tmp_path: Path) -> None:
+    """EXIF orientation 6 (stored 90 wide x 60 high, shown rotated: 60 x 90): maps come out as displayed, equal to
+    those of the upright picture."""
+    stored = Image.open(write_image(tmp_path / "stored.png", (90, 60), seed=3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    stored.save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    upright = ImageOps.exif_transpose(Image.open(tmp_path / "phone.jpg"))
+    upright.save(tmp_path / "upright.png")
+    out = tmp_path / "out"
+    args = ["--image", str(tmp_path / "phone.jpg"), str(tmp_path / "upright.png"), "--head", "depth", "normals"]
+    assert run_dense(dense_weights, out, *args, "--resolution", "56", "--format", "both") == 0
+    assert Image.open(out / "phone.depth.png").size == (60, 90) == upright.size
+    assert np.array_equal(np.load(out / "phone.depth.npy"), np.load(out / "upright.depth.npy"))
+    assert np.array_equal(np.load(out / "phone.normals.npy"), np.load(out / "upright.normals.npy"))
+
+
 def test_only_the_heads_and_formats_asked_for_are_written(dense_weights: Path, tmp_path: Path) -> None:
     images = [write_image(tmp_path / f"{name}.png", (40, 30), seed=i) for i, name in enumerate(("a", "b"))]
     out = tmp_path / "out"
@@ -119,7 +136,7 @@ def test_only_the_heads_and_formats_asked_for_are_written(dense_weights: Path, t
     [
         ("no-normals", [], "no normals decoder in"),
         (None, ["--image", "missing.png"], "image missing.png does not exist"),
-        (None, ["--image", "notes.png"], "notes.png: not a decodable image"),
+        (None, ["--image", "notes.png"], "notes.png: the bytes are text, not an image"),
         (None, ["--image", "a.png", "--image", "sub/a.png"], "two images share a file stem"),
         (None, ["--image", "a.png", "--resolution", "100"], "not a positive multiple of the patch size 14"),
     ],
