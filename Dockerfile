@@ -50,7 +50,7 @@ FROM builder AS gateway-build
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install '.[serve]' \
     && /opt/venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
-    && /opt/venv/bin/python -c "import service.app"
+    && /opt/venv/bin/python -c "import service.gateway.app"
 
 FROM base AS gateway
 COPY --from=gateway-build /opt/venv /opt/venv
@@ -59,9 +59,9 @@ USER 10001:10001
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TIPS_PORT', '8080'), timeout=2)"]
-# TIPS_WORKERS processes (service/workers.py) on TIPS_HOST:TIPS_PORT (default 0.0.0.0:8080); each drains in-flight
+# TIPS_WORKERS processes (service/gateway/workers.py) on TIPS_HOST:TIPS_PORT (default 0.0.0.0:8080); each drains in-flight
 # requests for up to 30 s on SIGTERM (Kubernetes gives 40: terminationGracePeriodSeconds).
-CMD ["python", "-m", "service.workers", "--graceful-s", "30"]
+CMD ["python", "-m", "service.gateway.workers", "--graceful-s", "30"]
 
 # On top of the gateway's build stage (its virtualenv already holds the serving dependencies): torch and the training
 # extras added in place. One stage, not a copy of the virtualenv into a fresh one: copying its 1.2 GB layer cost

@@ -13,8 +13,8 @@ One stack (redis-server, the real tritonserver, a gateway process); a separate l
   * cache hit  the same texts / images over and over (a pool of 64, warmed first): Redis answers, Triton is idle.
 
 at concurrency 1 and 32, three alternated rounds; ratios are of the medians. CPU milliseconds per request of each
-process say what limits each figure. The gateway runs as the chart runs it (`python -m service.workers`, `--workers`
-processes, 2 by default: one per core here).
+process say what limits each figure. The gateway runs as the chart runs it (`python -m service.gateway.workers`,
+`--workers` processes, 2 by default: one per core here).
 
 With `--baseline REF` (e.g. `main`), an earlier version's gateway (its `service/` from git, run as it ran: uvicorn,
 one worker, on the tritonserver with the 2 ms window that was then the default) takes the same cells right after

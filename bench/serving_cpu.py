@@ -62,8 +62,9 @@ def write_adapters(store: Path, model_id: str, dim: int, count: int, rank: int =
 
 
 def prepare(workdir: Path, runtime: str, threads: int) -> tuple[Path, list[str]]:
+    from service.triton.build import build_repository
     from service.triton.repository import RepositoryOptions, read_manifest
-    from training.export.pipeline import build_local_weights, export_repository
+    from training.export.pipeline import build_local_weights
 
     weights = workdir / "weights"
     if not (weights / "tokenizer.model").is_file():
@@ -78,7 +79,7 @@ def prepare(workdir: Path, runtime: str, threads: int) -> tuple[Path, list[str]]
         image_max_batch=32,
         intra_op_threads=threads,
     )
-    repository = export_repository(weights, VARIANT, workdir / f"repository-{runtime}", options, (224,))
+    repository = build_repository(weights, VARIANT, workdir / f"repository-{runtime}", options, (224,))
     served = read_manifest(repository)["served"]
     adapters = write_adapters(store, str(served["model_id"]), int(str(served["embed_dim"])), 64)
     return repository, adapters
@@ -152,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
 
-    from service.local.redis_server import free_port
-    from service.triton.server import TritonServer
+    from service.tools.local.redis_server import free_port
+    from service.tools.local.tritonserver import TritonServer
 
     with tempfile.TemporaryDirectory(prefix="tipsv2-bench-") as tmp:
         workdir = args.workdir or Path(tmp)

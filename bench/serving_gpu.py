@@ -253,11 +253,11 @@ class Bench:
         return replace(options, **overrides)
 
     def export(self, name: str, **overrides: Any) -> Path:
-        from training.export.pipeline import export_model_repository
+        from service.triton.build import build_model_repository
 
         options = self.options(**overrides)
         out = self.work / name
-        return export_model_repository(self.model, self.model_id, out, options, (self.setup.resolution,))
+        return build_model_repository(self.model, self.model_id, out, options, (self.setup.resolution,))
 
     # -- direct ------------------------------------------------------------------------------------------------
 
@@ -350,8 +350,8 @@ class Bench:
     def server(self, repo: Path) -> Iterator[Any]:
         import numpy
 
-        from service.local.redis_server import free_port
-        from service.triton.server import TritonServer
+        from service.tools.local.redis_server import free_port
+        from service.tools.local.tritonserver import TritonServer
 
         if int(numpy.__version__.split(".")[0]) >= 2 and self.args.stub_env is None:
             raise RuntimeError(

@@ -72,8 +72,9 @@ class Run:
 
 def prepare(workdir: Path) -> tuple[Path, Path, Path]:
     """Tiny weights, a repository reading `workdir/adapters`, built once per workdir."""
+    from service.triton.build import build_repository
     from service.triton.repository import MANIFEST, RepositoryOptions
-    from training.export.pipeline import build_local_weights, export_repository
+    from training.export.pipeline import build_local_weights
 
     weights, store, repository = workdir / "weights", workdir / "adapters", workdir / "repository"
     if not (weights / "tokenizer.model").is_file():
@@ -81,12 +82,12 @@ def prepare(workdir: Path) -> tuple[Path, Path, Path]:
     store.mkdir(parents=True, exist_ok=True)
     if not (repository / MANIFEST).is_file():
         options = RepositoryOptions(adapter_store=str(store.resolve()), max_queue_delay_us=2000)
-        export_repository(weights, VARIANT, repository, options, resolutions=(224,))
+        build_repository(weights, VARIANT, repository, options, resolutions=(224,))
     return weights / "tokenizer.model", store, repository
 
 
 def start_gateway(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", "service.gateway.main:app", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--no-access-log"]
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
@@ -276,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
 
-    from service.core.config import hash_key
-    from service.local.redis_server import RedisServer, free_port
-    from service.triton.server import TritonServer
+    from service.gateway.core.config import hash_key
+    from service.tools.local.redis_server import RedisServer, free_port
+    from service.tools.local.tritonserver import TritonServer
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     tokenizer, store, repository = prepare(args.workdir)

@@ -56,14 +56,15 @@ class Model:
 def build_model(workdir: Path, resolutions: tuple[int, ...] = RESOLUTIONS) -> Model:
     """The tiny model's weights and a repository serving `resolutions`, built unless `workdir` already has them
     (an existing repository is reused whatever it serves; delete it to rebuild)."""
+    from service.triton.build import build_repository
     from service.triton.repository import MANIFEST, RepositoryOptions
-    from training.export.pipeline import build_local_weights, export_repository
+    from training.export.pipeline import build_local_weights
 
     weights, repository = workdir / "weights", workdir / "repository"
     if not (weights / "tokenizer.model").is_file():
         build_local_weights(weights, VARIANT)
     if not (repository / MANIFEST).is_file():
-        export_repository(weights, VARIANT, repository, RepositoryOptions(), resolutions)
+        build_repository(weights, VARIANT, repository, RepositoryOptions(), resolutions)
     return Model(weights, repository)
 
 
@@ -95,10 +96,9 @@ def derive_repository(model: Model, out: Path, **overrides: Any) -> Path:
         ONNX_FILE,
         TEXT_EMBED,
         TEXT_TRUNK,
-        Artifacts,
-        ServedModel,
         write_repository,
     )
+    from training.export.artifacts import Artifacts, ServedModel
 
     if "adapter_store" in overrides:  # Triton reads it from the model's own folder: make it absolute
         overrides["adapter_store"] = str(Path(overrides["adapter_store"]).resolve())
@@ -134,7 +134,7 @@ def populate_store(store: Path, model_id: str, names: list[str], tenant: str = T
     """Writes adapters straight into the store layout the gateway writes (same files, same manifests), without
     the gateway's per-file fsyncs: 10,000 uploads through the API would take minutes of this machine's disk.
     Returns their ids (`tenant/name/1/digest`)."""
-    from service.adapters.store import AdapterManifest, StoredVersion
+    from service.gateway.adapters.store import AdapterManifest, StoredVersion
     from training.adalink.format import validate_adapter
 
     ids = []
@@ -195,7 +195,7 @@ class HttpProcess:
     def __init__(
         self, command: list[str], env: dict[str, str], log: Path, ready_path: str = "/readyz", cwd: Path = ROOT
     ) -> None:
-        from service.local.redis_server import free_port
+        from service.tools.local.redis_server import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -243,8 +243,8 @@ class HttpProcess:
 
 
 def gateway_process(env: dict[str, str], log: Path, workers: int = GATEWAY_WORKERS) -> HttpProcess:
-    """The gateway as the chart and compose run it: `python -m service.workers` with `workers` processes."""
-    command = [sys.executable, "-m", "service.workers", "--host", "127.0.0.1", "--port", "{port}"]
+    """The gateway as the chart and compose run it: `python -m service.gateway.workers` with `workers` processes."""
+    command = [sys.executable, "-m", "service.gateway.workers", "--host", "127.0.0.1", "--port", "{port}"]
     return HttpProcess([*command, "--workers", str(workers), "--log-level", "warning"], env, log)
 
 
@@ -252,13 +252,13 @@ def granian_gateway_process(env: dict[str, str], log: Path, workers: int = GATEW
     """The same app under granian (a Rust HTTP server) instead of uvicorn: the comparison the bench reports."""
     command = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}"]
     command += ["--workers", str(workers), "--loop", "uvloop", "--runtime-mode", "st", "--no-ws", "--no-access-log"]
-    return HttpProcess([*command, "--log-level", "warning", "service.main:app"], env, log)
+    return HttpProcess([*command, "--log-level", "warning", "service.gateway.main:app"], env, log)
 
 
 def baseline_gateway_process(tree: Path, env: dict[str, str], log: Path) -> HttpProcess:
     """An earlier version's gateway (`baseline_tree`), run as that version ran it: uvicorn with one worker, and
     without the C parts it did not depend on (uvicorn's asyncio loop and h11 parser, redis-py's Python parser)."""
-    command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", "{port}"]
+    command = [sys.executable, "-m", "uvicorn", "service.gateway.main:app", "--host", "127.0.0.1", "--port", "{port}"]
     command += ["--loop", "asyncio", "--http", "h11", "--no-access-log", "--log-level", "warning"]
     shim = str(ROOT / "bench" / "baseline_env")
     return HttpProcess(command, {**env, "PYTHONPATH": shim}, log, cwd=tree)
@@ -321,7 +321,7 @@ class Stack:
         return self.gateway_process.url
 
     def env(self) -> dict[str, str]:
-        from service.core.config import hash_key
+        from service.gateway.core.config import hash_key
 
         return {
             "TIPS_API_KEYS": json.dumps({hash_key(self.key): TENANT}),
@@ -329,14 +329,14 @@ class Stack:
             "TIPS_ADAPTER_STORE": str(self.adapter_store.resolve()),
             "TIPS_TRITON__URL": self.triton_url,
             "TIPS_REDIS__URL": self.redis.url,
-            "TIPS_RATE_LIMIT__REQUESTS": "0",  # 0 = unlimited (service/core/config.py)
+            "TIPS_RATE_LIMIT__REQUESTS": "0",  # 0 = unlimited (service/gateway/core/config.py)
             "TIPS_LOG_LEVEL": "WARNING",
             **self.gateway_env,
         }
 
     def __enter__(self) -> Stack:
-        from service.local.redis_server import RedisServer, free_port
-        from service.triton.server import TritonServer
+        from service.tools.local.redis_server import RedisServer, free_port
+        from service.tools.local.tritonserver import TritonServer
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.adapter_store.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,11 @@
 """Our stack against the naive alternative, side by side in one run on one machine.
 
-Ours: the gateway (`python -m service.workers`, 2 processes as the chart runs it; it batches across requests) -> the
-real tritonserver (dynamic batching with the product's default queue window) with Redis, the tiny TIPSv2.
-Theirs: the same weights in Hugging Face transformers' `Tipsv2Model` behind a minimal FastAPI app, one request at a
-time (`bench/naive_server.py`). Both get identical requests (one text, or one 320x240 JPEG resized to 224, per
-request; every request distinct, so our cache never hits) from a separate load process, at concurrency 1, 8 and 32;
-the two servers alternate cell by cell, so load from elsewhere on the machine falls on both.
+Ours: the gateway (`python -m service.gateway.workers`, 2 processes as the chart runs it; it batches across requests) ->
+the real tritonserver (dynamic batching with the product's default queue window) with Redis, the tiny TIPSv2. Theirs:
+the same weights in Hugging Face transformers' `Tipsv2Model` behind a minimal FastAPI app, one request at a time
+(`bench/naive_server.py`). Both get identical requests (one text, or one 320x240 JPEG resized to 224, per request; every
+request distinct, so our cache never hits) from a separate load process, at concurrency 1, 8 and 32; the two servers
+alternate cell by cell, so load from elsewhere on the machine falls on both.
 
     python bench/vs_naive.py [--scale 1] [--workers 2] [--baseline REF] [--out build/bench]
 

@@ -14,9 +14,9 @@ import pytest
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-from service.local.redis_server import RedisServer, free_port
+from service.tools.local.redis_server import RedisServer, free_port
+from service.tools.local.tritonserver import TritonServer
 from service.triton.repository import RepositoryOptions
-from service.triton.server import TritonServer
 
 TINY = "tipsv2-tiny"
 
@@ -54,10 +54,10 @@ def adapter_store(build_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def model_repository(tiny_weights: Path, build_dir: Path, adapter_store: Path) -> Path:
-    from training.export.pipeline import export_repository
+    from service.triton.build import build_repository
 
     options = RepositoryOptions(adapter_store=str(adapter_store), max_queue_delay_us=5000)
-    return export_repository(tiny_weights, TINY, build_dir / "model_repository", options, resolutions=(224, 112))
+    return build_repository(tiny_weights, TINY, build_dir / "model_repository", options, resolutions=(224, 112))
 
 
 def start_triton(repository: Path, workdir: Path) -> TritonServer:

@@ -66,7 +66,7 @@ log = logging.getLogger("adalink-experiment")
 
 
 def tipsv2(*args: str) -> None:
-    command = [sys.executable, "-m", "service.cli.main", *args]
+    command = [sys.executable, "-m", "service.tools.cli.main", *args]
     print("$ tipsv2 " + " ".join(args), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
 

@@ -67,7 +67,7 @@ ENV = os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONP
 
 
 def tipsv2(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli.main", *args]
+    return [sys.executable, "-m", "service.tools.cli.main", *args]
 
 
 def run_logged(command: list[str], log: Path) -> None:

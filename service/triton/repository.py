@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from service.triton.config import DynamicBatching, EnsembleStep, InstanceGroup, ModelConfig, Tensor, Warmup
+from training.export.artifacts import Artifacts, ServedModel, TrunkFormat, read_artifacts
 
 Flavour = Literal["local", "onnx", "gpu"]
 Runtime = Literal["numpy", "torch"]
@@ -71,31 +72,6 @@ MiB = 1 << 20
 
 
 @dataclass(frozen=True)
-class ServedModel:
-    """What the gateway needs to know about the served model; written as ensemble parameters."""
-
-    model_name: str  # e.g. "tipsv2-tiny"
-    model_id: str  # digest of the weights: the model version in cache keys
-    embed_dim: int
-    text_len: int
-    patch_size: int
-    resolutions: tuple[int, ...]  # served image sizes (square); the first is the default
-    temperature: float
-
-
-@dataclass(frozen=True)
-class Artifacts:
-    """Files the generator copies in; which trunk files are needed depends on the flavour and runtime."""
-
-    text_embed: Path  # safetensors
-    image_embed: Path  # safetensors
-    text_trunk_onnx: Path | None = None
-    image_trunk_onnx: Path | None = None
-    text_trunk_torch: Path | None = None  # folder written by training.export.torch_trunk.save_torch_trunk
-    image_trunk_torch: Path | None = None
-
-
-@dataclass(frozen=True)
 class RepositoryOptions:
     flavour: Flavour = "local"
     runtime: Runtime | None = None  # Python-backend code; None: torch for `gpu` (stages beside the plans), else numpy
@@ -110,9 +86,9 @@ class RepositoryOptions:
     text_max_batch: int = 256
     image_max_batch: int = 32
     # No queue window by default: the gateway packs concurrent requests into one call itself
-    # (service/inference/batching.py), so a window would only add its length to every call's latency (measured: text
-    # at concurrency 1, 6.9 -> 2.2 ms p50 through the gateway; docs/benchmarks.md). Triton still batches whatever is
-    # queued when an instance frees up. Clients that call Triton directly one row at a time want a window (2000).
+    # (service/gateway/inference/batching.py), so a window would only add its length to every call's latency (measured:
+    # text at concurrency 1, 6.9 -> 2.2 ms p50 through the gateway; docs/benchmarks.md). Triton still batches whatever
+    # is queued when an instance frees up. Clients that call Triton directly one row at a time want a window (2000).
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
     # Requests a model may hold queued; beyond it Triton refuses at once ("Exceeds maximum queue size"), which the
@@ -155,6 +131,11 @@ class RepositoryOptions:
         return self.flavour == "local" and self.runtime == "torch"
 
     @property
+    def trunk_format(self) -> TrunkFormat:
+        """The trunks these options serve: torch towers (the fused models) or ONNX files (every other shape)."""
+        return "torch" if self.torch_trunk else "onnx"
+
+    @property
     def stages_on_gpu(self) -> bool:
         return self.runtime == "torch" and self.device == "cuda"
 
@@ -189,6 +170,12 @@ def write_repository(out: str | Path, served: ServedModel, artifacts: Artifacts,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return out
+
+
+def repository_from_artifacts(artifacts_dir: str | Path, out: str | Path, options: RepositoryOptions) -> Path:
+    """An export's artifacts folder (`training.export.artifacts`) -> a complete repository in `out`."""
+    served, artifacts = read_artifacts(artifacts_dir)
+    return write_repository(out, served, artifacts, options)
 
 
 def read_manifest(repository: str | Path) -> dict[str, dict[str, object]]:
@@ -457,7 +444,7 @@ def _ensemble(served: ServedModel, name: str, io: _Io, steps: tuple[EnsembleStep
 
 
 def _served_params(served: ServedModel) -> dict[str, str]:
-    """What the gateway reads from the text and image models' configs (`service/inference/triton.py`)."""
+    """What the gateway reads from the text and image models' configs (`service/gateway/inference/triton.py`)."""
     return {
         "model_name": served.model_name,
         "model_id": served.model_id,

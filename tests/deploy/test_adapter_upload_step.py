@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service.jobs.upload import UploadRefused, upload_adapter
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.tools.jobs.upload import UploadRefused, upload_adapter
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import (
     ACME,
     KEYS,

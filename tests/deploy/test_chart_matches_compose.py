@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from service.core.config import Settings
+from service.gateway.core.config import Settings
 from tests.deploy.test_compose import config
 from tests.deploy.tools import ROOT, container, one, render
 

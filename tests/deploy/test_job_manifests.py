@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from service.jobs import adapt, engines, train
-from service.jobs.defaults import CONFIGMAP_KEY, JobDefaults, configmap_name
-from service.jobs.pods import Resources, Submission
+from service.tools.jobs import adapt, engines, train
+from service.tools.jobs.defaults import CONFIGMAP_KEY, JobDefaults, configmap_name
+from service.tools.jobs.pods import Resources, Submission
 from tests.deploy.tools import KUBE_VERSIONS, kubernetes_validate, one, render
 
 

@@ -21,9 +21,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.core.config import Settings, hash_key
-from service.local.redis_server import RedisServer, free_port
-from service.triton.server import TritonServer, pytriton_root
+from service.gateway.core.config import Settings, hash_key
+from service.tools.local.redis_server import RedisServer, free_port
+from service.tools.local.tritonserver import TritonServer, pytriton_root
 from tests.deploy.promql import used_metric_names
 from tests.integration.gateway_support import (
     adapter_file,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.core.config import RedisSettings, Settings, TritonSettings
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.gateway.app import create_app
+from service.gateway.core.config import RedisSettings, Settings, TritonSettings
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 
 API_KEY = "integration-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

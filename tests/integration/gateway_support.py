@@ -19,10 +19,10 @@ import tritonclient.grpc as grpcclient
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
-from service.core.config import RedisSettings, Settings, TritonSettings, hash_key
-from service.local.redis_server import free_port
-from service.triton.server import TritonServer
+from service.gateway.app import create_app
+from service.gateway.core.config import RedisSettings, Settings, TritonSettings, hash_key
+from service.tools.local.redis_server import free_port
+from service.tools.local.tritonserver import TritonServer
 from training.adalink.format import adapter_bytes, build_metadata
 
 KEYS = {"acme": "acme-integration-key", "globex": "globex-integration-key"}
@@ -157,7 +157,7 @@ def triton_index(triton: TritonServer) -> list[tuple[str, str, str]]:
 
 class GatewayProcess:
     """A second gateway: uvicorn in its own process, configured only through TIPS_* variables, as in production;
-    `workers` > 1 runs it as production does (`python -m service.workers`)."""
+    `workers` > 1 runs it as production does (`python -m service.gateway.workers`)."""
 
     def __init__(self, settings: Settings, workdir: Path, workers: int = 1, **env: str) -> None:
         self.workers = workers
@@ -168,9 +168,18 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> GatewayProcess:
-        command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.gateway.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if self.workers > 1:
-            command = [sys.executable, "-m", "service.workers", "--workers", str(self.workers)]
+            command = [sys.executable, "-m", "service.gateway.workers", "--workers", str(self.workers)]
             command += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)

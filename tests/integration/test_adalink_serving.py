@@ -12,9 +12,9 @@ import pytest
 import torch
 import tritonclient.grpc as grpcclient
 
-from service.cli.main import main
+from service.tools.cli.main import main
+from service.tools.local.tritonserver import TritonServer
 from service.triton.repository import IMAGE_MODEL, TEXT_MODEL
-from service.triton.server import TritonServer
 from tests.conftest import TINY
 from training.adalink.adapted import AdaptedTIPSv2
 from training.adalink.format import validate_adapter

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from service.app import create_app
-from service.core.config import Settings, TritonSettings
-from service.local.redis_server import RedisServer
-from service.state import AppState
-from service.triton.server import TritonServer
+from service.gateway.app import create_app
+from service.gateway.core.config import Settings, TritonSettings
+from service.gateway.state import AppState
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import (
     ACME,
     GLOBEX,

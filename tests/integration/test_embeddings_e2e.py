@@ -13,7 +13,7 @@ import tritonclient.grpc as grpcclient
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.triton.server import TritonServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.conftest import AUTH
 from training.tipsv2.preprocess import resize_uint8, to_model_input
 from training.tipsv2.tokenizer import Tokenizer

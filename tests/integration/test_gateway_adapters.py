@@ -17,8 +17,8 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import (
     ACME,
     adapter_file,

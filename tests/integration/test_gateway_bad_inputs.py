@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.core.config import LimitSettings
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.gateway.core.config import LimitSettings
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import ACME, open_gateway, png_bytes, tenant_settings
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.api.docs import ASSETS_DIR
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.gateway.api.docs import ASSETS_DIR
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import ACME, open_gateway, png_bytes, tenant_settings
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import (
     ACME,
     GatewayProcess,

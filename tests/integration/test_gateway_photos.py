@@ -15,9 +15,9 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.core.config import LimitSettings
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.gateway.core.config import LimitSettings
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests import photos
 from tests.integration.gateway_support import ACME, open_gateway, tenant_settings
 from training.tipsv2.preprocess import resize_uint8, to_model_input

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from service.core.config import RateLimitSettings, RedisSettings
-from service.core.metrics import Metrics
-from service.core.redis import RedisBreaker, make_client
-from service.local.redis_server import RedisServer, free_port
-from service.ratelimit import RateLimiter
-from service.triton.server import TritonServer
+from service.gateway.core.config import RateLimitSettings, RedisSettings
+from service.gateway.core.metrics import Metrics
+from service.gateway.core.redis import RedisBreaker, make_client
+from service.gateway.ratelimit import RateLimiter
+from service.tools.local.redis_server import RedisServer, free_port
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import ACME, GLOBEX, metric_value, open_gateway, tenant_settings
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.local.redis_server import RedisServer, free_port
-from service.triton.server import TritonServer
+from service.tools.local.redis_server import RedisServer, free_port
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import (
     ACME,
     adapter_file,

@@ -1,5 +1,5 @@
-"""Several gateway processes per pod (`python -m service.workers`): every worker serves, each on its own core, and
-/metrics counts the requests of all of them, on the API port or on the metrics port the supervisor serves."""
+"""Several gateway processes per pod (`python -m service.gateway.workers`): every worker serves, each on its own core,
+and /metrics counts the requests of all of them, on the API port or on the metrics port the supervisor serves."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.local.redis_server import RedisServer, free_port
-from service.triton.server import TritonServer
+from service.tools.local.redis_server import RedisServer, free_port
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import ACME, GatewayProcess, metric_value, tenant_settings
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import ACME, open_gateway, png_bytes, tenant_settings, triton_stats
 from training.tipsv2 import zeroshot
 from training.tipsv2.preprocess import resize_uint8, to_model_input

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from service.local.redis_server import free_port
+from service.tools.local.redis_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.gateway.app import create_app
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.conftest import start_triton
 from tests.integration.conftest import AUTH, gateway_settings
 

@@ -19,14 +19,14 @@ import torch.nn.functional as F
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from service.core.config import TritonSettings
-from service.core.metrics import Metrics
-from service.inference.triton import TritonBackend
+from service.gateway.core.config import TritonSettings
+from service.gateway.core.metrics import Metrics
+from service.gateway.inference.triton import TritonBackend
+from service.tools.local.tritonserver import TritonServer
+from service.triton.build import build_repository
 from service.triton.repository import IMAGE_MODEL, TEXT_MODEL, RepositoryOptions
-from service.triton.server import TritonServer
 from tests.conftest import TINY, start_triton
 from tests.unit.service.triton.adapter_files import random_adapter, write_adapter
-from training.export.pipeline import export_repository
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def torch_triton(tiny_weights: Path, build_dir: Path, adapter_store: Path) -> It
         max_queue_delay_us=5000,
         intra_op_threads=1,
     )
-    repository = export_repository(tiny_weights, TINY, build_dir / "repository_torch", options, (224, 112))
+    repository = build_repository(tiny_weights, TINY, build_dir / "repository_torch", options, (224, 112))
     server = start_triton(repository, build_dir / "triton_torch")
     yield server
     server.stop()
@@ -327,7 +327,7 @@ def output_rows(text: str, output: str) -> float:
 
 
 def gateway_embed_image(server: TritonServer, images: np.ndarray, outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The call the gateway makes for an image request (service/inference/triton.py)."""
+    """The call the gateway makes for an image request (service/gateway/inference/triton.py)."""
 
     async def call() -> dict[str, np.ndarray]:
         backend = TritonBackend(TritonSettings(url=f"127.0.0.1:{server.grpc_port}"), Metrics())

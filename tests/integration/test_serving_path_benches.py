@@ -12,7 +12,7 @@ import pytest
 
 from bench.loadgen import Cell, drive
 from bench.serving_cpu import cells, ratios, table
-from service.triton.server import TritonServer
+from service.tools.local.tritonserver import TritonServer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from service.adapters.store import AdapterStore
+from service.gateway.adapters.store import AdapterStore
 from tests.integration.gateway_support import ACME
 from training.adalink.format import validate_adapter
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.local.redis_server import RedisServer, free_port
+from service.tools.local.redis_server import RedisServer, free_port
 from tests.reliability.processes import ControlledTriton
 
 

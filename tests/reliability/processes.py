@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from service.core.config import Settings
-from service.local.redis_server import RedisServer, free_port
-from service.triton.server import TritonServer
+from service.gateway.core.config import Settings
+from service.tools.local.redis_server import RedisServer, free_port
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import settings_env
 
 
@@ -53,7 +53,7 @@ _LIMITED_EXEC = (
 
 
 class GatewayServer:
-    """`uvicorn service.main:app` in its own process, restartable on the same port, signalled by the test."""
+    """`uvicorn service.gateway.main:app` in its own process, restartable on the same port, signalled by the test."""
 
     def __init__(
         self,
@@ -82,7 +82,16 @@ class GatewayServer:
 
     def start(self, timeout: float = 60.0, ready: bool = True) -> GatewayServer:
         """Starts uvicorn and waits until /readyz (or /healthz with `ready=False`) answers 200."""
-        command = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.gateway.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         command += self.uvicorn_args
         if self.file_size_limit is not None:
             command = [sys.executable, "-c", _LIMITED_EXEC, str(self.file_size_limit), *command]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.local.redis_server import RedisServer
+from service.tools.local.redis_server import RedisServer
 from tests.integration.gateway_support import ACME, adapter_file, tenant_settings, unique_name
 from tests.reliability.adapters import assert_store_is_whole, post_upload, served_version, without_active
 from tests.reliability.processes import ControlledTriton, GatewayServer, restart_redis

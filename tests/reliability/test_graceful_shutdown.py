@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.local.redis_server import RedisServer
+from service.tools.local.redis_server import RedisServer
 from tests.integration.gateway_support import ACME, metric_value, tenant_settings
 from tests.reliability.processes import ControlledTriton, GatewayServer
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 import yaml
 
-from service.local.redis_server import RedisServer
+from service.tools.local.redis_server import RedisServer
 from tests.deploy.tools import ROOT, container, one, render
 from tests.integration.gateway_support import (
     ACME,
@@ -36,7 +36,7 @@ def gateway(
 ) -> Iterator[GatewayServer]:
     settings = tenant_settings(triton_ctl.server, own_redis.url, tokenizer_path, adapter_store)
     # Without the in-process LRU in front of Redis, which would keep answering repeated texts while Redis is down
-    # (tests/unit/service/test_cache.py): here every hit is Redis's, so hits stop and resume with it.
+    # (tests/unit/service/gateway/test_cache.py): here every hit is Redis's, so hits stop and resume with it.
     with GatewayServer(settings, tmp_path, TIPS_REDIS__LOCAL_CACHE_BYTES="0") as server:
         yield server
 

@@ -19,8 +19,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
 
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import ACME, tenant_settings
 from tests.reliability.processes import GatewayServer
 
@@ -47,8 +47,8 @@ def cases() -> list[tuple[str, GenerationMode]]:
     """(operation, mode) for every operation of the document, read from the app itself so that a new endpoint is
     fuzzed without an edit here. Negative data needs something to violate: a body, a path or a query parameter
     (header parameters do not count: the key is always sent)."""
-    from service.app import create_app
-    from service.core.config import Settings
+    from service.gateway.app import create_app
+    from service.gateway.core.config import Settings
 
     document = create_app(Settings()).openapi()
     out = []

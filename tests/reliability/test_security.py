@@ -17,10 +17,10 @@ import httpx
 import numpy as np
 import pytest
 
-from service.core import security
-from service.core.config import hash_key
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.gateway.core import security
+from service.gateway.core.config import hash_key
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import (
     ACME,
     GLOBEX,

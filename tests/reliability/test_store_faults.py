@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.local.redis_server import RedisServer
-from service.triton.server import TritonServer
+from service.tools.local.redis_server import RedisServer
+from service.tools.local.tritonserver import TritonServer
 from tests.integration.gateway_support import (
     ACME,
     adapter_file,

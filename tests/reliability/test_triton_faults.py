@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.core.config import TritonSettings
-from service.inference.triton import channel_args
-from service.local.redis_server import RedisServer
+from service.gateway.core.config import TritonSettings
+from service.gateway.inference.triton import channel_args
+from service.tools.local.redis_server import RedisServer
 from tests.integration.gateway_support import ACME, metric_value, tenant_settings
 from tests.reliability.load import Load, Outcome, embed_text
 from tests.reliability.processes import ControlledTriton, GatewayServer, rss_kib

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from service.local.redis_server import free_port
+from service.tools.local.redis_server import free_port
 from tests.deploy.tools import ROOT, tool
 
 SERVICES = ("redis", "triton-cpu", "gateway", "prometheus")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from service.core.config import hash_key
+from service.gateway.core.config import hash_key
 from tests.deploy.tools import ROOT
 from tests.stack.compose import (
     ADAPTER_STORE,

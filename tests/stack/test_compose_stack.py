@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from service.local.redis_server import free_port
+from service.tools.local.redis_server import free_port
 from tests.deploy.promql import ALERTS
 from tests.deploy.tools import container, one, render
 from tests.integration.gateway_support import adapter_file, unique_name

@@ -1,17 +1,19 @@
-"""End-to-end builds: the tiny local model (weights + tokenizer), and weights -> ONNX -> Triton repository."""
+"""End-to-end builds: the tiny local model (weights + tokenizer), and weights -> export artifacts (trunks checked
+against PyTorch, embedding-stage weights, a manifest; `training.export.artifacts`).
+
+Export ends at the artifacts folder: turning it into a Triton model repository is the serving side's business
+(`service.triton.repository`, `service.triton.build`).
+"""
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from service.triton.repository import Artifacts, RepositoryOptions, ServedModel, write_repository
 from training.data.vocabulary import caption_corpus
+from training.export.artifacts import TRUNK_FORMATS, Artifacts, ServedModel, TrunkFormat, write_manifest
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
 from training.export.torch_trunk import save_torch_trunk
 from training.tipsv2.checkpoint import load_pretrained, save_official, weights_digest
@@ -35,34 +37,34 @@ def build_local_weights(out_dir: str | Path, variant: str = "tipsv2-tiny", seed:
     return out_dir
 
 
-def export_repository(
+def export_artifacts(
     weights_dir: str | Path,
     variant: str,
     out: str | Path,
-    options: RepositoryOptions,
+    trunk: TrunkFormat,
     resolutions: tuple[int, ...] = (),
     tolerance: float = 1e-4,
 ) -> Path:
-    """Official-layout weights -> trunks (ONNX checked against PyTorch, or torch towers) + embedding-stage weights
-    -> a Triton model repository."""
+    """Official-layout weights -> an artifacts folder at `out` (see `training.export.artifacts`)."""
     weights_dir = Path(weights_dir)
     cfg = get_model_config(variant)
     model = load_pretrained(weights_dir, variant)
     vision_file, text_file = find_checkpoint_files(weights_dir, (cfg.checkpoint_tag, *cfg.checkpoint_tag_aliases))
-    return export_model_repository(model, weights_digest(vision_file, text_file), out, options, resolutions, tolerance)
+    return export_model_artifacts(model, weights_digest(vision_file, text_file), out, trunk, resolutions, tolerance)
 
 
-def export_model_repository(
+def export_model_artifacts(
     model: TIPSv2,
     model_id: str,
     out: str | Path,
-    options: RepositoryOptions,
+    trunk: TrunkFormat,
     resolutions: tuple[int, ...] = (),
     tolerance: float = 1e-4,
 ) -> Path:
-    """An in-memory model -> a Triton model repository (the GPU benchmark builds random B/14 weights this way)."""
+    """An in-memory model -> an artifacts folder at `out` (the GPU benchmark exports random B/14 weights this way)."""
+    if trunk not in TRUNK_FORMATS:
+        raise ValueError(f"unknown trunk format {trunk!r}; choose one of {', '.join(TRUNK_FORMATS)}")
     cfg = model.cfg
-    options = options.resolved()
     resolutions = resolutions or (cfg.vision_cfg.img_size,)
     patch = cfg.vision_cfg.patch_size
     if any(r % patch for r in resolutions):
@@ -76,23 +78,24 @@ def export_model_repository(
         resolutions=tuple(resolutions),
         temperature=float(model.temperature),
     )
-    with tempfile.TemporaryDirectory(prefix="tipsv2-export-") as tmp, torch.no_grad():
-        work = Path(tmp)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
         grids = [r // patch for r in resolutions]
-        artifacts = Artifacts(
-            text_embed=save_arrays(text_embed_arrays(model), work / "text_embed.safetensors"),
-            image_embed=save_arrays(image_embed_arrays(model, grids), work / "image_embed.safetensors"),
-        )
-        if options.torch_trunk:
-            artifacts = replace(
-                artifacts,
-                text_trunk_torch=save_torch_trunk(model, "text", work / "text_trunk"),
-                image_trunk_torch=save_torch_trunk(model, "image", work / "image_trunk"),
+        text_embed = save_arrays(text_embed_arrays(model), out / "text_embed.safetensors")
+        image_embed = save_arrays(image_embed_arrays(model, grids), out / "image_embed.safetensors")
+        if trunk == "torch":
+            artifacts = Artifacts(
+                text_embed,
+                image_embed,
+                text_trunk_torch=save_torch_trunk(model, "text", out / "text_trunk"),
+                image_trunk_torch=save_torch_trunk(model, "image", out / "image_trunk"),
             )
         else:
-            text_onnx, image_onnx = export_checked_onnx(model, work, resolutions, tolerance)
-            artifacts = replace(artifacts, text_trunk_onnx=text_onnx, image_trunk_onnx=image_onnx)
-        return write_repository(out, served, artifacts, options)
+            text_onnx, image_onnx = export_checked_onnx(model, out, resolutions, tolerance)
+            artifacts = Artifacts(text_embed, image_embed, text_trunk_onnx=text_onnx, image_trunk_onnx=image_onnx)
+    write_manifest(out, served, artifacts)
+    return out
 
 
 def export_checked_onnx(model: TIPSv2, work: Path, resolutions: tuple[int, ...], tolerance: float) -> tuple[Path, Path]:
@@ -113,10 +116,3 @@ def export_checked_onnx(model: TIPSv2, work: Path, resolutions: tuple[int, ...],
     for resolution in resolutions:
         log.info("%s", check_image_parity(model, image_onnx, tolerance, batch=3, grid=resolution // patch))
     return text_onnx, image_onnx
-
-
-def copy_tokenizer(weights_dir: str | Path, dst: str | Path) -> Path:
-    return Path(shutil.copyfile(Path(weights_dir) / TOKENIZER_FILE, dst))
-
-
-__all__ = ["RepositoryOptions", "build_local_weights", "copy_tokenizer", "export_repository", "replace"]

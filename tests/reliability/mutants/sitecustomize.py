@@ -32,7 +32,7 @@ def mutant(function: Callable[[], None]) -> Callable[[], None]:
 @mutant
 def inflight() -> None:
     """The in-flight bound admits everything."""
-    from service import state
+    from service.gateway import state
 
     @contextlib.asynccontextmanager
     async def slot(self: Any) -> AsyncIterator[None]:
@@ -61,8 +61,8 @@ def deadline() -> None:
 @mutant
 def retry_after() -> None:
     """503 for an unreachable Triton without Retry-After."""
-    from service.core.errors import ErrorKind, GatewayError
-    from service.inference import triton
+    from service.gateway.core.errors import ErrorKind, GatewayError
+    from service.gateway.inference import triton
 
     def unavailable(self: Any, what: str) -> GatewayError:
         return GatewayError(ErrorKind.BACKEND_UNAVAILABLE, what, code="triton_unavailable")
@@ -73,7 +73,7 @@ def retry_after() -> None:
 @mutant
 def backoff() -> None:
     """gRPC's default reconnect backoff (up to 120 s)."""
-    from service.inference import triton
+    from service.gateway.inference import triton
 
     triton.channel_args = lambda settings: None  # type: ignore[assignment,return-value]
 
@@ -81,7 +81,7 @@ def backoff() -> None:
 @mutant
 def cache_failopen() -> None:
     """A Redis error on a cache read fails the request."""
-    from service import cache
+    from service.gateway import cache
 
     async def get_many(self: Any, keys: list[str], quota: Any = None) -> list[bytes | None]:
         if quota is not None:
@@ -94,7 +94,7 @@ def cache_failopen() -> None:
 @mutant
 def aof() -> None:
     """The test Redis runs without its append-only file."""
-    from service.local import redis_server
+    from service.tools.local import redis_server
 
     start = redis_server.RedisServer.start
 
@@ -110,7 +110,7 @@ def flock() -> None:
     """No lock file between processes writing one adapter name."""
     import types
 
-    from service.adapters import store
+    from service.gateway.adapters import store
 
     store.fcntl = types.SimpleNamespace(flock=lambda *args: None, LOCK_EX=2, LOCK_UN=8)  # type: ignore[assignment]
 
@@ -118,7 +118,7 @@ def flock() -> None:
 @mutant
 def require_root() -> None:
     """A missing store volume is treated as an empty store (and recreated)."""
-    from service.adapters import store
+    from service.gateway.adapters import store
 
     store.AdapterStore._require_root = lambda self: None  # type: ignore[method-assign]
 
@@ -140,8 +140,8 @@ def drain() -> None:
 @mutant
 def validation_handler() -> None:
     """Only GatewayError is mapped to the error body (FastAPI's own 422/400 shapes leak through)."""
-    from service import app
-    from service.core.errors import GatewayError
+    from service.gateway import app
+    from service.gateway.core.errors import GatewayError
 
     def gateway_errors_only(application: Any) -> None:
         application.add_exception_handler(GatewayError, lambda request, exc: exc.response())
@@ -158,8 +158,8 @@ def values_check() -> None:
 
 
 def _keyring(keep_key: bool) -> None:
-    from service.core import security
-    from service.core.config import hash_key
+    from service.gateway.core import security
+    from service.gateway.core.config import hash_key
 
     def tenant_for(self: Any, key: str | None) -> str:
         if keep_key:
@@ -188,7 +188,7 @@ def keep_key() -> None:
 @mutant
 def log_key() -> None:
     """Authentication logs the presented key."""
-    from service.api import deps
+    from service.gateway.api import deps
 
     bearer = deps.bearer_token
 
@@ -203,12 +203,12 @@ def log_key() -> None:
 @mutant
 def log_adapter() -> None:
     """Uploads log the head of the adapter file at DEBUG."""
-    from service.adapters import manager
+    from service.gateway.adapters import manager
 
     validate = manager.AdapterManager._validate
 
     def logged(self: Any, data: bytes, served: Any) -> Any:
-        logging.getLogger("service.adapters").debug("validating %r", data[:2000])
+        logging.getLogger("service.gateway.adapters").debug("validating %r", data[:2000])
         return validate(self, data, served)
 
     manager.AdapterManager._validate = logged  # type: ignore[method-assign]
@@ -217,7 +217,7 @@ def log_adapter() -> None:
 @mutant
 def path_label() -> None:
     """Metrics label requests with their raw path instead of the route template."""
-    from service.api import middleware
+    from service.gateway.api import middleware
 
     middleware._route_template = lambda scope: str(scope["path"])
 
@@ -225,7 +225,7 @@ def path_label() -> None:
 @mutant
 def cache_tenant() -> None:
     """Cache keys leave the tenant out."""
-    from service import embedder
+    from service.gateway import embedder
 
     key = embedder.cache_key
     embedder.cache_key = lambda model_id, tenant, *rest: key(model_id, "shared", *rest)
@@ -234,7 +234,7 @@ def cache_tenant() -> None:
 @mutant
 def body_stream() -> None:
     """The body limit only reads Content-Length (chunked bodies pass)."""
-    from service.api import middleware
+    from service.gateway.api import middleware
 
     async def length_only(self: Any, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)

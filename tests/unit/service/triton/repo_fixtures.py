@@ -7,7 +7,8 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
-from service.triton.repository import Artifacts, RepositoryOptions, ServedModel, write_repository
+from service.triton.repository import RepositoryOptions, write_repository
+from training.export.artifacts import Artifacts, ServedModel
 
 SERVED = ServedModel(
     model_name="tipsv2-tiny",

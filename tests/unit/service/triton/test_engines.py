@@ -17,9 +17,8 @@ import onnx
 import pytest
 import yaml
 
-from service.cli.main import build_parser, main
-from tests.unit.service.triton.repo_fixtures import repository
-from training.export.tensorrt import (
+from service.tools.cli.main import build_parser, main
+from service.triton.engines import (
     EngineBuildError,
     ShapeRange,
     TensorRTNotAvailable,
@@ -30,6 +29,7 @@ from training.export.tensorrt import (
     sample_inputs,
     text_trunk_profile,
 )
+from tests.unit.service.triton.repo_fixtures import repository
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -191,7 +191,7 @@ def test_engine_command_path_imports_no_torch(gpu_repo: Path) -> None:
     """The engine-build image has no torch: `tipsv2 engines build` must not need it."""
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "from service.cli.main import main\n"
+        "from service.tools.cli.main import main\n"
         f"sys.exit(main(['engines', 'build', '--repository', {str(gpu_repo)!r}, '--dry-run']))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

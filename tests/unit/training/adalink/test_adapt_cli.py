@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from service.cli.main import main
+from service.tools.cli.main import main
 from training.adalink.adapted import AdaptedTIPSv2
 from training.adalink.checksum import state_checksum
 from training.adalink.format import validate_adapter

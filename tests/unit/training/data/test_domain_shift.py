@@ -71,7 +71,7 @@ def test_dataset_reads_back_through_the_training_readers(tmp_path: Path) -> None
 
 
 def test_data_synth_cli_writes_the_survey_only_when_asked(tmp_path: Path) -> None:
-    from service.cli.main import main
+    from service.tools.cli.main import main
     from training.data.shards import read_manifest
     from training.data.vocabulary import SHAPES as WORLD_LABELS
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from service.cli.main import main as cli
+from service.tools.cli.main import main as cli
 from training.data.synth import generate_dataset
 from training.eval.zeroshot_eval import recall_at_1
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from service.cli.main import main
+from service.tools.cli.main import main
 from tests.unit.training.tipsv2.official_layout import (
     OFFICIAL,
     TINY,

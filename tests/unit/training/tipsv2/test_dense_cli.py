@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from service.cli.main import main
+from service.tools.cli.main import main
 from tests.unit.training.tipsv2 import dpt_reference, reference
 from tests.unit.training.tipsv2.dpt_layout import dpt_layout, random_dpt_arrays, write_dpt_zip
 from training.tipsv2.checkpoint import read_npz

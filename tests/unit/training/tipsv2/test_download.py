@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli.main import main
+from service.tools.cli.main import main
 from tests.unit.training.tipsv2.dpt_layout import dpt_layout, write_header_only_dpt_zip
 from tests.unit.training.tipsv2.official_layout import OFFICIAL, text_layout, vision_layout, write_header_only_npz
 from training.tipsv2.download import DownloadError, download_decoders, download_official

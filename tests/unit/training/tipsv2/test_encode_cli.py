@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from service.cli.main import main
+from service.tools.cli.main import main
 from tests.unit.training.tipsv2.official_layout import OFFICIAL, fast_arrays, text_layout, vision_layout, write_official
 from training.tipsv2.checkpoint import load_pretrained
 from training.tipsv2.preprocess import resize_uint8, to_model_input

@@ -30,7 +30,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(
     one = train(smoke_config(small_shards, *overrides, run_dir=tmp_path / "one"))
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-        "-m", "service.cli.main", "train", "--config", str(SMOKE), *overrides,
+        "-m", "service.tools.cli.main", "train", "--config", str(SMOKE), *overrides,
         f"run.dir={tmp_path / 'two'}", f"data.train={small_shards}", "run.device=cpu",
     ]  # fmt: skip
     env = os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}

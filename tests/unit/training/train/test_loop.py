@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.cli.main import main as cli
+from service.tools.cli.main import main as cli
 from training.tipsv2.checkpoint import load_pretrained, read_npz
 from training.train.checkpointing import STATE_FILE, checkpoint_dir, list_checkpoints
 from training.train.config import TrainConfig
