@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
+from service.gateway.api.deps import unknown_query_error
 from service.gateway.api.routes.embeddings import text_embeddings
 from service.gateway.api.routes.encoding import json_bytes
 from service.gateway.api.routes.images import image_embeddings
@@ -73,6 +74,8 @@ async def serve(state: AppState, handler: Handler, scope: Scope, receive: Receiv
     started = time.perf_counter()
     headers = JSON_HEADERS
     try:
+        if scope.get("query_string"):
+            _refuse_query(scope)
         raw = await read_body(scope, receive, state.settings.limits.max_body_bytes)
         tenant = authenticate(state, scope)
         status, payload = 200, json_bytes(await handler(state, tenant, raw))
@@ -145,6 +148,13 @@ def parse_json(model: type[Model], raw: bytes) -> Model:
         return model.model_validate(document)
     except ValidationError as exc:
         raise validation_error(exc.errors(include_url=False, include_context=False), list(model.model_fields)) from None
+
+
+def _refuse_query(scope: Scope) -> None:
+    """The hot routes take everything in the body: any query parameter is a mistake worth telling the client."""
+    error = unknown_query_error(scope, frozenset())
+    if error is not None:
+        raise error
 
 
 def error_response(error: GatewayError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

@@ -85,3 +85,25 @@ def test_overlong_text_is_refused(api: TestClient, text: str) -> None:
 def test_truncate_false_refuses_more_than_64_tokens(api: TestClient) -> None:
     response = api.post("/v1/embeddings", json={"input": "red " * 100, "truncate": False}, headers=AUTH)
     assert_error(response, 400, "input_too_long")
+
+
+def test_unknown_query_parameter_on_the_hot_path_is_400_naming_it(api: TestClient) -> None:
+    response = api.post("/v1/embeddings?dimensions=64", json={"input": "x"}, headers=AUTH)
+    assert_error(response, 400, "unknown_query_parameter")
+    assert "dimensions" in response.json()["error"]["message"]
+
+
+def test_unknown_query_parameter_on_a_routed_endpoint_is_400_listing_the_accepted(api: TestClient) -> None:
+    response = api.get("/v1/adapters?limt=5", headers=AUTH)
+    assert_error(response, 400, "unknown_query_parameter")
+    message = response.json()["error"]["message"]
+    assert "limt" in message and "accepted: after, limit" in message
+
+
+def test_declared_query_parameters_still_work(api: TestClient) -> None:
+    assert api.get("/v1/adapters?limit=5", headers=AUTH).status_code == 200
+
+
+def test_query_parameter_on_a_body_endpoint_is_refused(api: TestClient) -> None:
+    response = api.post("/v1/classify?temperature=0.5", json={"image": "x", "labels": ["a"]}, headers=AUTH)
+    assert_error(response, 400, "unknown_query_parameter")
