@@ -35,30 +35,13 @@ from bench.loadgen import Cell, drive  # noqa: E402
 VARIANT = "tipsv2-tiny"
 TENANT = "bench"
 CONCURRENCY = (1, 8, 32)
-ACTIVATIONS = ("identity", "relu", "gelu_tanh", "silu")
 
 
 def write_adapters(store: Path, model_id: str, dim: int, count: int, rank: int = 16) -> list[str]:
     """`count` adapters with text and image parts, in the store layout the gateway writes."""
-    import hashlib
+    from training.adalink.samples import store_random_adapters
 
-    from training.adalink.format import adapter_bytes, build_metadata
-
-    rng = np.random.default_rng(0)
-    ids = []
-    for i in range(count):
-        tensors = {}
-        for modality in ("image", "text"):
-            tensors[f"{modality}.down"] = (rng.standard_normal((rank, dim)) / np.sqrt(dim)).astype(np.float32)
-            tensors[f"{modality}.up"] = (rng.standard_normal((dim, rank)) * 0.1).astype(np.float32)
-        meta = build_metadata(VARIANT, model_id, ("image", "text"), rank, dim, ACTIVATIONS[i % 4], "bench")
-        data = adapter_bytes(tensors, meta)
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        folder = store / TENANT / f"a{i:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"v1-{digest}.safetensors").write_bytes(data)
-        ids.append(f"{TENANT}/a{i:02d}/1/{digest}")
-    return ids
+    return store_random_adapters(store, model_id, dim, count=count, rank=rank, up_scale=0.1, tenant=TENANT, prefix="a")
 
 
 def prepare(workdir: Path, runtime: str, threads: int) -> tuple[Path, list[str]]:

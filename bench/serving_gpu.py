@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Setup:
     variant: str
     device: str
@@ -68,13 +68,51 @@ class Setup:
 
 
 FULL = Setup(
-    "tipsv2-b14", "cuda", "bfloat16", 256, 64, 128, 8, 224, 64, 16, 4.0, 8.0, 6.0, (16, 64), 8, 3, 2,
-    "reduce-overhead", "inductor", (64,), True,
-)  # fmt: skip
+    variant="tipsv2-b14",
+    device="cuda",
+    dtype="bfloat16",
+    text_batch=256,
+    text_rows=64,
+    image_batch=128,
+    image_rows=8,
+    resolution=224,
+    tenants=64,
+    rank=16,
+    seconds=4.0,
+    window_s=8.0,
+    margin_s=6.0,
+    concurrency=(16, 64),
+    processes=8,
+    instances=3,
+    threads=2,
+    compile_mode="reduce-overhead",
+    compile_backend="inductor",
+    buckets=(64,),
+    compile=True,
+)
 DRY = Setup(
-    "tipsv2-tiny", "cpu", "float32", 16, 4, 4, 2, 112, 8, 4, 0.3, 1.0, 2.5, (4,), 2, 1, 1,
-    "default", "eager", (2,), True,
-)  # fmt: skip
+    variant="tipsv2-tiny",
+    device="cpu",
+    dtype="float32",
+    text_batch=16,
+    text_rows=4,
+    image_batch=4,
+    image_rows=2,
+    resolution=112,
+    tenants=8,
+    rank=4,
+    seconds=0.3,
+    window_s=1.0,
+    margin_s=2.5,
+    concurrency=(4,),
+    processes=2,
+    instances=1,
+    threads=1,
+    compile_mode="default",
+    compile_backend="eager",
+    buckets=(2,),
+    compile=True,
+)
 
 
 class Report:
@@ -119,27 +157,11 @@ def environment(site: Path | None) -> dict[str, Any]:
 
 
 def write_adapters(store: Path, model_id: str, dim: int, count: int, rank: int) -> list[str]:
-    import hashlib
+    from training.adalink.samples import store_random_adapters
 
-    import numpy as np
-
-    from training.adalink.format import adapter_bytes, build_metadata
-
-    rng = np.random.default_rng(0)
-    ids = []
-    for i in range(count):
-        tensors = {}
-        for modality in ("image", "text"):
-            tensors[f"{modality}.down"] = (rng.standard_normal((rank, dim)) / np.sqrt(dim)).astype(np.float32)
-            tensors[f"{modality}.up"] = (rng.standard_normal((dim, rank)) * 0.05).astype(np.float32)
-        activation = ("identity", "relu", "gelu_tanh", "silu")[i % 4]
-        data = adapter_bytes(tensors, build_metadata("bench", model_id, ("image", "text"), rank, dim, activation, "b"))
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        folder = store / "bench" / f"t{i:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"v1-{digest}.safetensors").write_bytes(data)
-        ids.append(f"bench/t{i:02d}/1/{digest}")
-    return ids
+    return store_random_adapters(
+        store, model_id, dim, count=count, rank=rank, up_scale=0.05, tenant="bench", prefix="t"
+    )
 
 
 def timed(step: Callable[[], Any], seconds: float, sync: Callable[[], None]) -> float:

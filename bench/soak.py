@@ -116,14 +116,9 @@ def png(seed: int) -> str:
 
 
 def adapter(model_id: str, seed: int) -> bytes:
-    from training.adalink.format import adapter_bytes, build_metadata
+    from training.adalink.samples import random_adapter
 
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for modality in ("image", "text"):
-        tensors[f"{modality}.down"] = (rng.standard_normal((4, 64)) * 0.05).astype(np.float32)
-        tensors[f"{modality}.up"] = (rng.standard_normal((64, 4)) * 0.5).astype(np.float32)
-    return adapter_bytes(tensors, build_metadata(VARIANT, model_id, ("image", "text"), 4, 64, "relu", "soak"))
+    return random_adapter(model_id, 64, seed=seed, task="soak")
 
 
 class Traffic:

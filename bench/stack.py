@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANT = "tipsv2-tiny"
@@ -98,7 +97,8 @@ def derive_repository(model: Model, out: Path, **overrides: Any) -> Path:
         TEXT_TRUNK,
         write_repository,
     )
-    from training.export.artifacts import Artifacts, ServedModel
+    from training.contracts.served import ServedModel
+    from training.export.artifacts import Artifacts
 
     if "adapter_store" in overrides:  # Triton reads it from the model's own folder: make it absolute
         overrides["adapter_store"] = str(Path(overrides["adapter_store"]).resolve())
@@ -118,16 +118,11 @@ def derive_repository(model: Model, out: Path, **overrides: Any) -> Path:
 
 
 def adapter_file(model_id: str, seed: int, dim: int = 64, rank: int = 4) -> bytes:
-    """A valid AdaLink file (text and image parts) for the served model."""
-    from training.adalink.format import adapter_bytes, build_metadata
+    """A valid AdaLink file (text and image parts) for the served model, the activations taken in turn."""
+    from training.adalink.samples import random_adapter
+    from training.contracts.activations import NAMES
 
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for modality in ("image", "text"):
-        tensors[f"{modality}.down"] = (rng.standard_normal((rank, dim)) * 0.05).astype(np.float32)
-        tensors[f"{modality}.up"] = (rng.standard_normal((dim, rank)) * 0.5).astype(np.float32)
-    activation = ("identity", "relu", "gelu_tanh", "silu")[seed % 4]
-    return adapter_bytes(tensors, build_metadata(VARIANT, model_id, ("image", "text"), rank, dim, activation, "bench"))
+    return random_adapter(model_id, dim, seed=seed, rank=rank, activation=NAMES[seed % len(NAMES)], task="bench")
 
 
 def populate_store(store: Path, model_id: str, names: list[str], tenant: str = TENANT) -> list[str]:
@@ -135,7 +130,8 @@ def populate_store(store: Path, model_id: str, names: list[str], tenant: str = T
     the gateway's per-file fsyncs: 10,000 uploads through the API would take minutes of this machine's disk.
     Returns their ids (`tenant/name/1/digest`)."""
     from service.gateway.adapters.store import AdapterManifest, StoredVersion
-    from training.adalink.format import validate_adapter
+    from training.contracts.adapter_file import validate_adapter
+    from training.contracts.adapter_store import MANIFEST, write_version
 
     ids = []
     for index, name in enumerate(names):
@@ -145,10 +141,8 @@ def populate_store(store: Path, model_id: str, names: list[str], tenant: str = T
         metadata = {**info.metadata(), "sha256": info.sha256}  # what the gateway's upload stores
         stored = StoredVersion(1, sha[:16], sha, len(data), "2026-01-01T00:00:00.000+00:00", metadata)
         manifest = AdapterManifest(tenant, name, 2, 1, (stored,), updated_at=stored.created_at)
-        folder = store / tenant / name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"v1-{stored.digest}.safetensors").write_bytes(data)
-        (folder / "manifest.json").write_text(manifest.to_json())
+        path = write_version(store, tenant, name, 1, data).path(store)
+        (path.parent / MANIFEST).write_text(manifest.to_json())
         ids.append(manifest.adapter_id(stored))
     return ids
 

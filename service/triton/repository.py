@@ -1,4 +1,5 @@
-"""Generates the Triton model repository. Whatever the flavour, the gateway sees the same two models and tensors:
+"""Generates the Triton model repository. Whatever the flavour, the gateway sees the same two models and tensors
+(`training.contracts.served`):
 
     tipsv2_text   input_ids INT32 [L], adapter BYTES [1]        -> text_embedding
     tipsv2_image  pixels UINT8 [S, S, 3], adapter BYTES [1]     -> cls1, cls2, patch_tokens, dense_tokens
@@ -17,20 +18,24 @@ How they are built depends on what runs the trunk:
   adapter bank resident on the device.
 
 Both shapes come from the same typed tensors and options below. The trunks never change for an adapter: adapters
-live in the banks (of the embedding stages, or of the fused models), read from the adapter store.
+live in the banks (of the embedding stages, or of the fused models), read from the adapter store. Every Python-backend
+model gets the sources it imports copied beside its `model.py`, the contracts (`training/contracts/`) as the package
+`tipsv2_contracts`.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from service.triton.config import DynamicBatching, EnsembleStep, InstanceGroup, ModelConfig, Tensor, Warmup
-from training.export.artifacts import Artifacts, ServedModel, TrunkFormat, read_artifacts
+import training.contracts
+from service.triton.config import DType, DynamicBatching, EnsembleStep, InstanceGroup, ModelConfig, Tensor, Warmup
+from training.contracts import served as contract
+from training.contracts.served import ServedModel
+from training.export.artifacts import Artifacts, TrunkFormat, read_artifacts
 
 Flavour = Literal["local", "onnx", "gpu"]
 Runtime = Literal["numpy", "torch"]
@@ -40,28 +45,26 @@ FLAVOURS: tuple[Flavour, ...] = ("local", "onnx", "gpu")
 RUNTIMES: tuple[Runtime, ...] = ("numpy", "torch")
 DEVICES: tuple[Device, ...] = ("cpu", "cuda")
 COMPUTE_DTYPES: tuple[ComputeDtype, ...] = ("float32", "bfloat16", "float16")
-TEXT_MODEL = "tipsv2_text"
-IMAGE_MODEL = "tipsv2_image"
 TEXT_EMBED, TEXT_TRUNK = "tipsv2_text_embed", "tipsv2_text_trunk"
 IMAGE_EMBED, IMAGE_TRUNK = "tipsv2_image_embed", "tipsv2_image_trunk"
+STEP_MODELS = {"text": (TEXT_EMBED, TEXT_TRUNK), "image": (IMAGE_EMBED, IMAGE_TRUNK)}  # the ensembles' two steps
 MANIFEST = "tipsv2_manifest.json"
 ONNX_FILE, PLAN_FILE = "model.onnx", "model.plan"
 _MODEL_SOURCES = Path(__file__).parent / "models"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the torch trunks import the model library from here
-_SHARED_SOURCES = (
+_CONTRACTS = Path(training.contracts.__file__).parent
+_CONTRACTS_PACKAGE = "tipsv2_contracts"  # the contracts' name inside a model folder
+# What each kind of Python-backend model imports besides its model.py, the contracts aside.
+_STAGE_SOURCES = (
     "tipsv2_stages.py",
     "tipsv2_stages_torch.py",
-    "tipsv2_embed_torch.py",
     "tipsv2_metrics.py",
     "tipsv2_triton.py",
+    "tipsv2_batch.py",
 )
-_FUSED_SOURCES = (
-    "tipsv2_stages.py",
-    "tipsv2_stages_torch.py",
-    "tipsv2_fused_torch.py",
-    "tipsv2_metrics.py",
-    "tipsv2_triton.py",
-)
+_EMBED_SOURCES = (*_STAGE_SOURCES, "tipsv2_embed_torch.py")
+_FUSED_SOURCES = (*_STAGE_SOURCES, "tipsv2_fused_torch.py")
+_TRUNK_SOURCES = ("tipsv2_batch.py",)
 COMPILE_BACKENDS = ("inductor", "cudagraphs", "eager")
 # The fused models' instance count on a GPU when not given: three stubs taking turns on one GPU reached 0.87x of
 # direct in the ceiling probe (1: 0.61x, 2: 0.79x, 4: 0.87x; ../shared/reference/gpu_anchors.md).
@@ -139,6 +142,9 @@ class RepositoryOptions:
     def stages_on_gpu(self) -> bool:
         return self.runtime == "torch" and self.device == "cuda"
 
+    def max_batch(self, modality: str) -> int:
+        return self.text_max_batch if modality == "text" else self.image_max_batch
+
     def buckets(self, max_batch: int) -> tuple[int, ...]:
         """A model's compiled batch sizes: the given ones below its max batch, and the max batch itself."""
         if not self.compile_buckets:
@@ -162,6 +168,7 @@ def write_repository(out: str | Path, served: ServedModel, artifacts: Artifacts,
         version.mkdir(parents=True)
         (out / config.name / "config.pbtxt").write_text(config.to_pbtxt())
         for target, source in files.items():
+            (version / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, version / target)
     manifest = {
         "served": asdict(served),
@@ -211,134 +218,202 @@ def _check_artifacts(art: Artifacts, opt: RepositoryOptions) -> None:
 
 
 @dataclass(frozen=True)
-class _Io:
-    """The tensors of one modality: what the gateway sends and receives, and what the ensemble steps hand over."""
+class _Modality:
+    """Everything the models of one modality are built from."""
 
-    inputs: tuple[Tensor, ...]
-    outputs: tuple[Tensor, ...]
+    name: str  # "text" | "image"
+    tensors: contract.ModelTensors
+    embed_model: str  # the ensemble's step names
+    trunk_model: str
+    embed_weights: Path
+    trunk_onnx: Path | None
+    trunk_torch: Path | None
+    max_batch: int
     warm: dict[str, Tensor]  # warm-up shapes where the inputs' dims are open (an image at the default resolution)
+    trunk_warm: dict[str, Tensor]
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        return tuple(_tensor(t) for t in self.tensors.inputs)
+
+    @property
+    def outputs(self) -> tuple[Tensor, ...]:
+        return tuple(_tensor(t) for t in self.tensors.outputs)
+
+    @property
+    def trunk_inputs(self) -> tuple[Tensor, ...]:
+        return tuple(_tensor(t) for t in self.tensors.trunk_inputs)
 
 
-def _io(served: ServedModel) -> tuple[_Io, _Io]:
-    D, L = served.embed_dim, served.text_len
-    adapter = Tensor("adapter", "TYPE_STRING", (1,))
-    res = served.resolutions[0]
-    text = _Io((Tensor("input_ids", "TYPE_INT32", (L,)), adapter), (Tensor("text_embedding", "TYPE_FP32", (D,)),), {})
-    image_outs = (
-        Tensor("cls1", "TYPE_FP32", (D,)),
-        Tensor("cls2", "TYPE_FP32", (D,)),
-        Tensor("patch_tokens", "TYPE_FP32", (-1, D)),
-        Tensor("dense_tokens", "TYPE_FP32", (-1, D)),
-    )
-    pixels = Tensor("pixels", "TYPE_UINT8", (-1, -1, 3))
-    image = _Io((pixels, adapter), image_outs, {"pixels": Tensor("pixels", "TYPE_UINT8", (res, res, 3))})
-    return text, image
+# The contracts' Triton dtypes as config.pbtxt spells them (`BYTES` is `TYPE_STRING` there).
+_PBTXT_DTYPES: dict[str, DType] = {
+    "INT32": "TYPE_INT32",
+    "UINT8": "TYPE_UINT8",
+    "FP32": "TYPE_FP32",
+    "BYTES": "TYPE_STRING",
+}
+
+
+def _tensor(t: contract.Tensor) -> Tensor:
+    """A contract tensor as config.pbtxt declares it."""
+    return Tensor(t.name, _PBTXT_DTYPES[t.dtype], t.dims)
+
+
+def _modalities(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[_Modality]:
+    tensors = contract.model_tensors(served.embed_dim, served.text_len)
+    S, D = served.default_resolution, served.embed_dim
+    n_tokens = 2 + (S // served.patch_size) ** 2
+    warm = {"text": {}, "image": {"pixels": Tensor("pixels", "TYPE_UINT8", (S, S, 3))}}
+    trunk_warm = {"text": {}, "image": {"tokens": Tensor("tokens", "TYPE_FP32", (n_tokens, D))}}
+    return [
+        _Modality(
+            name=name,
+            tensors=tensors[name],
+            embed_model=STEP_MODELS[name][0],
+            trunk_model=STEP_MODELS[name][1],
+            embed_weights=art.embed(name),
+            trunk_onnx=art.trunk_onnx(name),
+            trunk_torch=art.trunk_torch(name),
+            max_batch=opt.max_batch(name),
+            warm=warm[name],
+            trunk_warm=trunk_warm[name],
+        )
+        for name in ("text", "image")
+    ]
 
 
 def _models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[ModelFiles]:
-    if opt.torch_trunk:
-        return _fused_models(served, art, opt)
-    return _ensemble_models(served, art, opt)
-
-
-def _fused_models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[ModelFiles]:
-    """One Python-backend model per modality doing the whole forward (`models/fused.py`)."""
-    kind: Literal["KIND_GPU", "KIND_CPU"] = "KIND_GPU" if opt.device == "cuda" else "KIND_CPU"
-    threads = opt.intra_op_threads or (GPU_FUSED_THREADS if opt.device == "cuda" else 0)
-    sources = {name: _MODEL_SOURCES / name for name in _FUSED_SOURCES}
-    text, image = _io(served)
     models = []
-    for modality, name, io, embed, tower, max_batch in (
-        ("text", TEXT_MODEL, text, art.text_embed, art.text_trunk_torch, opt.text_max_batch),
-        ("image", IMAGE_MODEL, image, art.image_embed, art.image_trunk_torch, opt.image_max_batch),
-    ):
-        assert tower is not None
-        params = {
-            **_served_params(served),
-            "modality": modality,
-            "runtime": "torch",
-            "device": str(opt.device),
-            "dtype": opt.compute_dtype,
-            "intra_op_threads": str(threads),
-            "adapter_store": opt.adapter_store,
-            "adapter_capacity": str(opt.adapter_capacity),
-            "base_hash": served.model_id,
-            "compile": opt.torch_compile,
-            "compile_backend": opt.compile_backend,
-            "compile_buckets": ",".join(map(str, opt.buckets(max_batch))),
-            # The Python backend's stub ignores PYTHONPATH: the model puts the project on sys.path itself.
-            "project_root": str(PROJECT_ROOT),
-            # Requests arrive from clients in host memory; they go to the GPU through the model's pinned staging.
-            "FORCE_CPU_ONLY_INPUT_TENSORS": "yes",
-        }
-        config = ModelConfig(
-            name=name,
-            backend="python",
-            max_batch_size=max_batch,
-            inputs=io.inputs,
-            outputs=io.outputs,
-            dynamic_batching=_batching(opt),
-            instance_groups=(InstanceGroup(opt.fused_instances, kind),),
-            parameters=params,
-            warmups=_warm(opt, {t.name: t for t in io.inputs} | io.warm),
-        )
-        files = {p.name: p for p in sorted(Path(tower).iterdir()) if p.is_file()}
-        files |= {"model.py": _MODEL_SOURCES / "fused.py", "embed.safetensors": embed, **sources}
-        models.append((config, files))
+    for modality in _modalities(served, art, opt):
+        if opt.torch_trunk:
+            models.append(_fused_model(modality, served=served, opt=opt))
+        else:
+            models.append(_embed_model(modality, served=served, opt=opt))
+            models.append(_trunk_model(modality, opt=opt))
+            models.append(_ensemble(modality, served=served))
     return models
 
 
-def _ensemble_models(served: ServedModel, art: Artifacts, opt: RepositoryOptions) -> list[ModelFiles]:
-    """Embedding stage -> trunk, as an ensemble per modality (the numpy runtime, and the onnx and gpu flavours)."""
-    D, L = served.embed_dim, served.text_len
-    text, image = _io(served)
-    embeddings = Tensor("embeddings", "TYPE_FP32", (L, D))
-    mask = Tensor("token_mask", "TYPE_FP32", (L,))
-    tokens = Tensor("tokens", "TYPE_FP32", (-1, D))
-    n_tokens = 2 + (served.resolutions[0] // served.patch_size) ** 2
-    embed = _embed_model(served, opt)
-    trunk = _trunk_model(opt)
-    return [
-        embed(TEXT_EMBED, "text_embed.py", text.inputs, (embeddings, mask), art.text_embed, opt.text_max_batch),
-        trunk(TEXT_TRUNK, (embeddings, mask), text.outputs, art.text_trunk_onnx, opt.text_max_batch),
-        _ensemble(
-            served,
-            TEXT_MODEL,
-            text,
-            (
-                EnsembleStep(
-                    TEXT_EMBED,
-                    {"input_ids": "input_ids", "adapter": "adapter"},
-                    {"embeddings": "_embeddings", "token_mask": "_token_mask"},
-                ),
-                EnsembleStep(
-                    TEXT_TRUNK,
-                    {"embeddings": "_embeddings", "token_mask": "_token_mask"},
-                    {"text_embedding": "text_embedding"},
-                ),
-            ),
-            opt.text_max_batch,
-        ),
-        embed(IMAGE_EMBED, "image_embed.py", image.inputs, (tokens,), art.image_embed, opt.image_max_batch, image.warm),
-        trunk(
-            IMAGE_TRUNK,
-            (tokens,),
-            image.outputs,
-            art.image_trunk_onnx,
-            opt.image_max_batch,
-            {"tokens": Tensor("tokens", "TYPE_FP32", (n_tokens, D))},
-        ),
-        _ensemble(
-            served,
-            IMAGE_MODEL,
-            image,
-            (
-                EnsembleStep(IMAGE_EMBED, {"pixels": "pixels", "adapter": "adapter"}, {"tokens": "_tokens"}),
-                EnsembleStep(IMAGE_TRUNK, {"tokens": "_tokens"}, {o.name: o.name for o in image.outputs}),
-            ),
-            opt.image_max_batch,
-        ),
-    ]
+def _sources(names: tuple[str, ...], contracts: bool = True) -> dict[str, Path]:
+    """Model sources to copy beside a model.py, and the contracts as a package."""
+    files = {name: _MODEL_SOURCES / name for name in names}
+    if contracts:
+        files |= {f"{_CONTRACTS_PACKAGE}/{p.name}": p for p in sorted(_CONTRACTS.glob("*.py"))}
+    return files
+
+
+def _fused_model(m: _Modality, *, served: ServedModel, opt: RepositoryOptions) -> ModelFiles:
+    """One Python-backend model doing the modality's whole forward (`models/fused.py`)."""
+    assert m.trunk_torch is not None
+    kind: Literal["KIND_GPU", "KIND_CPU"] = "KIND_GPU" if opt.device == "cuda" else "KIND_CPU"
+    threads = opt.intra_op_threads or (GPU_FUSED_THREADS if opt.device == "cuda" else 0)
+    params = {
+        **served.parameters(),
+        "modality": m.name,
+        "runtime": "torch",
+        "device": str(opt.device),
+        "dtype": opt.compute_dtype,
+        "intra_op_threads": str(threads),
+        "adapter_store": opt.adapter_store,
+        "adapter_capacity": str(opt.adapter_capacity),
+        "base_hash": served.model_id,
+        "compile": opt.torch_compile,
+        "compile_backend": opt.compile_backend,
+        "compile_buckets": ",".join(map(str, opt.buckets(m.max_batch))),
+        # The Python backend's stub ignores PYTHONPATH: the model puts the project on sys.path itself.
+        "project_root": str(PROJECT_ROOT),
+        # Requests arrive from clients in host memory; they go to the GPU through the model's pinned staging.
+        "FORCE_CPU_ONLY_INPUT_TENSORS": "yes",
+    }
+    instances = InstanceGroup(opt.fused_instances, kind)
+    config = _python_model(m, name=m.tensors.name, outputs=m.outputs, instances=instances, params=params, opt=opt)
+    files = {p.name: p for p in sorted(m.trunk_torch.iterdir()) if p.is_file()}
+    files |= {"model.py": _MODEL_SOURCES / "fused.py", "embed.safetensors": m.embed_weights, **_sources(_FUSED_SOURCES)}
+    return config, files
+
+
+def _embed_model(m: _Modality, *, served: ServedModel, opt: RepositoryOptions) -> ModelFiles:
+    """The ensemble's first step: the embedding stage with the adapter bank (`models/embed.py`)."""
+    kind: Literal["KIND_GPU", "KIND_CPU"] = "KIND_GPU" if opt.stages_on_gpu else "KIND_CPU"
+    params = {
+        "modality": m.name,
+        "adapter_store": opt.adapter_store,
+        "adapter_capacity": str(opt.adapter_capacity),
+        "base_hash": served.model_id,
+        **_torch_params(opt),
+    }
+    instances = InstanceGroup(opt.embed_instances, kind)
+    config = _python_model(m, name=m.embed_model, outputs=m.trunk_inputs, instances=instances, params=params, opt=opt)
+    files = {"model.py": _MODEL_SOURCES / "embed.py", "embed.safetensors": m.embed_weights, **_sources(_EMBED_SOURCES)}
+    return config, files
+
+
+def _python_model(
+    m: _Modality,
+    *,
+    name: str,
+    outputs: tuple[Tensor, ...],
+    instances: InstanceGroup,
+    params: dict[str, str],
+    opt: RepositoryOptions,
+) -> ModelConfig:
+    """A Python-backend model taking the modality's served inputs (a fused model, or an embedding stage)."""
+    return ModelConfig(
+        name=name,
+        backend="python",
+        max_batch_size=m.max_batch,
+        inputs=m.inputs,
+        outputs=outputs,
+        dynamic_batching=_batching(opt),
+        instance_groups=(instances,),
+        parameters=params,
+        warmups=_warm(opt, {t.name: t for t in m.inputs} | m.warm),
+    )
+
+
+def _trunk_model(m: _Modality, *, opt: RepositoryOptions) -> ModelFiles:
+    """The ensemble's second step: the trunk, in the backend the flavour runs it with."""
+    assert m.trunk_onnx is not None
+    kind: Literal["KIND_GPU", "KIND_CPU"] = "KIND_GPU" if opt.device == "cuda" else "KIND_CPU"
+    base = ModelConfig(
+        name=m.trunk_model,
+        max_batch_size=m.max_batch,
+        inputs=m.trunk_inputs,
+        outputs=m.outputs,
+        dynamic_batching=_batching(opt),
+        instance_groups=(InstanceGroup(opt.trunk_instances, kind),),
+        warmups=_warm(opt, {t.name: t for t in m.trunk_inputs} | m.trunk_warm),
+    )
+    if opt.flavour == "local":
+        params = {"intra_op_threads": str(opt.intra_op_threads)}
+        files = {"model.py": _MODEL_SOURCES / "onnx_trunk.py", ONNX_FILE: m.trunk_onnx}
+        return replace(base, backend="python", parameters=params), files | _sources(_TRUNK_SOURCES, contracts=False)
+    if opt.flavour == "onnx":
+        onnx = replace(base, platform="onnxruntime_onnx", backend="onnxruntime", default_model_filename=ONNX_FILE)
+        return onnx, {ONNX_FILE: m.trunk_onnx}
+    # gpu: `tipsv2 engines build` compiles model.plan from the ONNX file beside it, on the serving GPU model
+    plan = replace(base, platform="tensorrt_plan", backend="tensorrt", default_model_filename=PLAN_FILE)
+    return plan, {ONNX_FILE: m.trunk_onnx}
+
+
+def _ensemble(m: _Modality, *, served: ServedModel) -> ModelFiles:
+    """The served model of the ensemble shapes: embedding stage -> trunk, the intermediate tensors internal."""
+    data = m.inputs[0].name
+    between = {t.name: f"_{t.name}" for t in m.trunk_inputs}
+    steps = (
+        EnsembleStep(m.embed_model, {data: data, contract.ADAPTER: contract.ADAPTER}, between),
+        EnsembleStep(m.trunk_model, between, {t.name: t.name for t in m.outputs}),
+    )
+    config = ModelConfig(
+        name=m.tensors.name,
+        platform="ensemble",
+        max_batch_size=m.max_batch,
+        inputs=m.inputs,
+        outputs=m.outputs,
+        parameters=served.parameters(),
+        ensemble_steps=steps,
+    )
+    return config, {}
 
 
 def _batching(opt: RepositoryOptions) -> DynamicBatching:
@@ -357,103 +432,6 @@ def _torch_params(opt: RepositoryOptions) -> dict[str, str]:
         params["FORCE_CPU_ONLY_INPUT_TENSORS"] = "yes"
         params["host_outputs"] = "1"
     return params
-
-
-def _embed_model(served: ServedModel, opt: RepositoryOptions) -> Callable[..., ModelFiles]:
-    kind: Literal["KIND_GPU", "KIND_CPU"] = "KIND_GPU" if opt.stages_on_gpu else "KIND_CPU"
-    params = {
-        "adapter_store": opt.adapter_store,
-        "adapter_capacity": str(opt.adapter_capacity),
-        "base_hash": served.model_id,
-        **_torch_params(opt),
-    }
-    sources = {name: _MODEL_SOURCES / name for name in _SHARED_SOURCES}
-
-    def embed(
-        name: str,
-        source: str,
-        inputs: tuple[Tensor, ...],
-        outputs: tuple[Tensor, ...],
-        weights: Path,
-        max_batch: int,
-        warm: dict[str, Tensor] | None = None,
-    ) -> ModelFiles:
-        warm_inputs = {t.name: t for t in inputs} | (warm or {})
-        config = ModelConfig(
-            name=name,
-            backend="python",
-            max_batch_size=max_batch,
-            inputs=inputs,
-            outputs=outputs,
-            dynamic_batching=_batching(opt),
-            instance_groups=(InstanceGroup(opt.embed_instances, kind),),
-            parameters=params,
-            warmups=_warm(opt, warm_inputs),
-        )
-        return config, {"model.py": _MODEL_SOURCES / source, "embed.safetensors": weights, **sources}
-
-    return embed
-
-
-def _trunk_model(opt: RepositoryOptions) -> Callable[..., ModelFiles]:
-    kind: Literal["KIND_GPU", "KIND_CPU"] = "KIND_GPU" if opt.device == "cuda" else "KIND_CPU"
-
-    def trunk(
-        name: str,
-        inputs: tuple[Tensor, ...],
-        outputs: tuple[Tensor, ...],
-        onnx_file: Path | None,
-        max_batch: int,
-        warm: dict[str, Tensor] | None = None,
-    ) -> ModelFiles:
-        assert onnx_file is not None
-        base = ModelConfig(
-            name=name,
-            max_batch_size=max_batch,
-            inputs=inputs,
-            outputs=outputs,
-            dynamic_batching=_batching(opt),
-            instance_groups=(InstanceGroup(opt.trunk_instances, kind),),
-            warmups=_warm(opt, {t.name: t for t in inputs} | (warm or {})),
-        )
-        if opt.flavour == "local":
-            params = {"intra_op_threads": str(opt.intra_op_threads)}
-            files_ = {"model.py": _MODEL_SOURCES / "onnx_trunk.py", ONNX_FILE: onnx_file}
-            return replace(base, backend="python", parameters=params), files_
-        if opt.flavour == "onnx":
-            onnx = replace(base, platform="onnxruntime_onnx", backend="onnxruntime", default_model_filename=ONNX_FILE)
-            return onnx, {ONNX_FILE: onnx_file}
-        # gpu: `tipsv2 engines build` compiles model.plan from the ONNX file beside it, on the serving GPU model
-        plan = replace(base, platform="tensorrt_plan", backend="tensorrt", default_model_filename=PLAN_FILE)
-        return plan, {ONNX_FILE: onnx_file}
-
-    return trunk
-
-
-def _ensemble(served: ServedModel, name: str, io: _Io, steps: tuple[EnsembleStep, ...], max_batch: int) -> ModelFiles:
-    config = ModelConfig(
-        name=name,
-        platform="ensemble",
-        max_batch_size=max_batch,
-        inputs=io.inputs,
-        outputs=io.outputs,
-        parameters=_served_params(served),
-        ensemble_steps=steps,
-    )
-    return config, {}
-
-
-def _served_params(served: ServedModel) -> dict[str, str]:
-    """What the gateway reads from the text and image models' configs (`service/gateway/inference/triton.py`)."""
-    return {
-        "model_name": served.model_name,
-        "model_id": served.model_id,
-        "embed_dim": str(served.embed_dim),
-        "text_len": str(served.text_len),
-        "patch_size": str(served.patch_size),
-        "resolutions": ",".join(map(str, served.resolutions)),
-        "temperature": repr(served.temperature),
-    }
 
 
 def _warm(opt: RepositoryOptions, inputs: dict[str, Tensor]) -> tuple[Warmup, ...]:

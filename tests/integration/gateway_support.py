@@ -23,7 +23,7 @@ from service.gateway.app import create_app
 from service.gateway.core.config import RedisSettings, Settings, TritonSettings, hash_key
 from service.tools.local.redis_server import free_port
 from service.tools.local.tritonserver import TritonServer
-from training.adalink.format import adapter_bytes, build_metadata
+from training.adalink.samples import random_adapter
 
 KEYS = {"acme": "acme-integration-key", "globex": "globex-integration-key"}
 ACME = {"Authorization": f"Bearer {KEYS['acme']}"}
@@ -85,13 +85,9 @@ def adapter_file(
     scale: float = 0.05,
 ) -> bytes:
     """A valid AdaLink file for the served model whose effect is large enough to change every embedding."""
-    rng = np.random.default_rng(seed)
-    tensors = {}
-    for modality in modalities:
-        tensors[f"{modality}.down"] = (rng.standard_normal((rank, dim)) * scale).astype(np.float32)
-        tensors[f"{modality}.up"] = (rng.standard_normal((dim, rank)) * scale * 10).astype(np.float32)
-    meta = build_metadata("tipsv2-tiny", model_id, modalities, rank, dim, "relu", "integration-test")
-    return adapter_bytes(tensors, meta)
+    return random_adapter(
+        model_id, dim, seed=seed, rank=rank, modalities=modalities, down_scale=scale, up_scale=scale * 10, task="it"
+    )
 
 
 def upload(client: TestClient, headers: dict[str, str], name: str, data: bytes) -> dict:

@@ -14,10 +14,10 @@ import tritonclient.grpc as grpcclient
 
 from service.tools.cli.main import main
 from service.tools.local.tritonserver import TritonServer
-from service.triton.repository import IMAGE_MODEL, TEXT_MODEL
 from tests.conftest import TINY
 from training.adalink.adapted import AdaptedTIPSv2
-from training.adalink.format import validate_adapter
+from training.contracts.adapter_file import validate_adapter
+from training.contracts.served import IMAGE_MODEL, TEXT_MODEL
 from training.data.domain_shift import generate_survey_dataset
 from training.tipsv2.checkpoint import load_pretrained
 from training.tipsv2.tokenizer import Tokenizer

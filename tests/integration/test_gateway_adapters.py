@@ -30,7 +30,7 @@ from tests.integration.gateway_support import (
     unique_name,
     upload,
 )
-from training.adalink.format import load_adapter_arrays
+from training.contracts.adapter_file import load_adapter_arrays
 from training.tipsv2.preprocess import resize_uint8, to_model_input
 from training.tipsv2.tokenizer import Tokenizer
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
@@ -24,20 +23,17 @@ from service.gateway.core.metrics import Metrics
 from service.gateway.inference.triton import TritonBackend
 from service.tools.local.tritonserver import TritonServer
 from service.triton.build import build_repository
-from service.triton.repository import IMAGE_MODEL, TEXT_MODEL, RepositoryOptions
+from service.triton.repository import RepositoryOptions
 from tests.conftest import TINY, start_triton
-from tests.unit.service.triton.adapter_files import random_adapter, write_adapter
+from training.adalink.module import ACTIVATIONS as ACTIVATIONS_TORCH
+from training.adalink.samples import random_part, store_adapter
+from training.contracts.activations import NAMES as ACTIVATIONS
+from training.contracts.served import IMAGE_MODEL, TEXT_MODEL
 
 pytestmark = pytest.mark.integration
 
 TENANT = "serving-path"
-ACTIVATIONS = ("identity", "relu", "gelu_tanh", "silu")
-TORCH_ACT = {
-    "identity": lambda h: h,
-    "relu": F.relu,
-    "gelu_tanh": lambda h: F.gelu(h, approximate="tanh"),
-    "silu": F.silu,
-}
+TORCH_ACT = ACTIVATIONS_TORCH  # what training's AdaLink module computes: the reference
 IMAGE_OUTPUTS = ("cls1", "cls2", "patch_tokens", "dense_tokens")
 ENSEMBLE_MODELS = ("tipsv2_text_embed", "tipsv2_text_trunk", "tipsv2_image_embed", "tipsv2_image_trunk")
 Adapter = dict[str, tuple[np.ndarray, np.ndarray] | str]  # modality -> (down, up), "activation" -> name
@@ -76,8 +72,11 @@ def new_adapter(
     store: Path, base_hash: str, name: str, version: int, seed: int, rank: int, activation: str
 ) -> tuple[str, Adapter]:
     rng = np.random.default_rng(seed)
-    parts = {"text": random_adapter(rng, 64, rank, 0.5), "image": random_adapter(rng, 64, rank, 0.5)}
-    adapter_id = write_adapter(store, TENANT, name, version, parts, base_hash, activation)
+    parts = {
+        "text": random_part(rng, 64, rank, down_scale=0.5 / 64**0.5, up_scale=0.5),
+        "image": random_part(rng, 64, rank, down_scale=0.5 / 64**0.5, up_scale=0.5),
+    }
+    adapter_id = store_adapter(store, TENANT, name, version, parts, base_hash, activation=activation)
     return adapter_id, {**parts, "activation": activation}
 
 

@@ -10,7 +10,7 @@ import httpx
 
 from service.gateway.adapters.store import AdapterStore
 from tests.integration.gateway_support import ACME
-from training.adalink.format import validate_adapter
+from training.contracts.adapter_file import validate_adapter
 
 
 def post_upload(url: str, name: str, data: bytes) -> httpx.Response:

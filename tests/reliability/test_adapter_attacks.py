@@ -25,7 +25,7 @@ from tests.integration.gateway_support import (
     tenant_settings,
     unique_name,
 )
-from training.adalink.format import adapter_bytes, build_metadata
+from training.contracts.adapter_file import adapter_bytes, build_metadata
 
 pytestmark = [pytest.mark.integration]
 DIM, RANK = 64, 4

@@ -30,7 +30,7 @@ from tests.integration.gateway_support import (
     unique_name,
 )
 from tests.reliability.processes import GatewayServer
-from training.adalink.format import adapter_bytes, build_metadata
+from training.contracts.adapter_file import adapter_bytes, build_metadata
 
 pytestmark = [pytest.mark.integration]
 

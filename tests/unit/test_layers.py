@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ LAYERS = (
     Layer(("training.export",)),
     Layer(("training.adalink", "training.data", "training.eval", "training.losses", "training.train")),
     Layer(("training.tipsv2",)),
+    Layer(("training.contracts",)),
 )
 
 
@@ -93,6 +96,31 @@ def violations(root: Path, layers: tuple[Layer, ...] = LAYERS) -> list[str]:
 
 def test_imports_point_down() -> None:
     assert violations(ROOT) == []
+
+
+def test_the_contracts_import_no_project_code_and_no_torch() -> None:
+    """The contracts are copied into Triton's model folders as a package of their own: within it they may import
+    one another only relatively, and nothing of torch (NVIDIA's container runs the numpy models without it)."""
+    folder = ROOT / "training" / "contracts"
+    code = "import sys; sys.modules['torch'] = None\n" + "".join(
+        f"import training.contracts.{path.stem}\n" for path in folder.glob("[a-z]*.py")
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        absolute = [
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(PACKAGES)
+        ]
+        absolute += [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name.startswith(PACKAGES)
+        ]
+        assert absolute == [], f"{path.name} imports {absolute} absolutely; use relative imports"
 
 
 def test_package_roots_import_nothing() -> None:

@@ -21,11 +21,11 @@ import torch
 from training.adalink.adapted import AdaptedTIPSv2
 from training.adalink.checksum import state_checksum
 from training.adalink.evaluate import evaluate
-from training.adalink.format import AdapterInfo, build_metadata, save_adapter, validate_adapter
 from training.adalink.task_data import load_task_data
 from training.adalink.tasks import Task, load_task
 from training.adalink.train import fit
 from training.adalink.tuners import prepare
+from training.contracts.adapter_file import AdapterInfo, build_metadata, save_adapter, validate_adapter
 from training.tipsv2.checkpoint import load_pretrained, weights_digest
 from training.tipsv2.configs import get_model_config, list_models
 from training.tipsv2.model import TIPSv2

@@ -20,8 +20,8 @@ from typing import TypeVar, cast
 import torch
 from torch import nn
 
-from training.adalink.format import load_adapter_arrays, validate_adapter
 from training.adalink.module import AdaLink
+from training.contracts.adapter_file import load_adapter_arrays, validate_adapter
 from training.tipsv2.configs import ModelCfg
 from training.tipsv2.model import TIPSv2
 from training.tipsv2.vision import ImageFeatures

@@ -7,9 +7,9 @@
 the task asks. `down` starts small and random (LoRA's choice for its `A`), so the gradient of `up` is not zero at
 step 0.
 
-The activation between the two layers is an option (`ACTIVATION_NAMES`, the file format's list). Every one maps 0
-to 0, which the serving bank relies on when it zero-pads adapters of different ranks into one tensor. GELU is the
-tanh form, so that the numpy serving stage computes the same function without scipy.
+The activation between the two layers is an option, from the one table every runtime uses
+(`training.contracts.activations`): each maps 0 to 0, which the serving bank relies on when it zero-pads adapters of
+different ranks into one tensor.
 
 No bias on either layer: a bias on `up` would shift every token by a constant even where the adapter has learnt
 nothing, and the file format (and the serving stages) carry exactly the two matrices.
@@ -18,21 +18,13 @@ nothing, and the file format (and the serving stages) carry exactly the two matr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from training.adalink.format import ACTIVATIONS as ACTIVATION_NAMES
+from training.contracts.activations import check, torch_activations
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "identity": lambda h: h,
-    "relu": torch.relu,
-    "gelu_tanh": lambda h: F.gelu(h, approximate="tanh"),
-    "silu": F.silu,
-}
-assert set(ACTIVATIONS) == set(ACTIVATION_NAMES), "module and file format must agree on the activations"
+ACTIVATIONS = torch_activations()
 
 
 class AdaLink(nn.Module):
@@ -40,8 +32,7 @@ class AdaLink(nn.Module):
 
     def __init__(self, dim: int, rank: int, activation: str = "gelu_tanh") -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
+        check(activation)
         if not 1 <= rank <= dim:
             raise ValueError(f"rank must lie in [1, {dim}] (the width), got {rank}")
         self.dim, self.rank, self.activation = dim, rank, activation

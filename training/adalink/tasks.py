@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.adalink.format import ACTIVATIONS, MAX_RANK, MODALITIES
+from training.contracts.activations import NAMES as ACTIVATIONS
+from training.contracts.adapter_file import MAX_RANK, MODALITIES
 from training.tipsv2.prompts import TCL_TEMPLATES
 from training.train.config import ConfigError, merge, parse_override, read_yaml
 

@@ -9,7 +9,7 @@
 
 Export writes it (`training.export.pipeline`); the Triton side turns it into a model repository
 (`service.triton.repository`) and knows nothing of how it was made. Torch-free: this module imports the standard
-library only, so whoever reads a folder needs neither torch nor the model library.
+library and the contracts only, so whoever reads a folder needs neither torch nor the model library.
 """
 
 from __future__ import annotations
@@ -19,22 +19,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
+from training.contracts.served import ServedModel
+
 TrunkFormat = Literal["onnx", "torch"]
 TRUNK_FORMATS: tuple[TrunkFormat, ...] = ("onnx", "torch")
 MANIFEST = "artifacts.json"
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """What the gateway needs to know about the served model; written as the Triton models' parameters."""
-
-    model_name: str  # e.g. "tipsv2-tiny"
-    model_id: str  # digest of the weights: the model version in cache keys
-    embed_dim: int
-    text_len: int
-    patch_size: int
-    resolutions: tuple[int, ...]  # served image sizes (square); the first is the default
-    temperature: float
 
 
 @dataclass(frozen=True)
@@ -47,6 +36,16 @@ class Artifacts:
     image_trunk_onnx: Path | None = None
     text_trunk_torch: Path | None = None  # folder written by training.export.torch_trunk.save_torch_trunk
     image_trunk_torch: Path | None = None
+
+    def embed(self, modality: str) -> Path:
+        """The embedding-stage weights of `modality` (text|image)."""
+        return self.text_embed if modality == "text" else self.image_embed
+
+    def trunk_onnx(self, modality: str) -> Path | None:
+        return self.text_trunk_onnx if modality == "text" else self.image_trunk_onnx
+
+    def trunk_torch(self, modality: str) -> Path | None:
+        return self.text_trunk_torch if modality == "text" else self.image_trunk_torch
 
 
 def write_manifest(folder: str | Path, served: ServedModel, artifacts: Artifacts) -> Path:

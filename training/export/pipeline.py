@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
+from training.contracts.served import ServedModel
 from training.data.vocabulary import caption_corpus
-from training.export.artifacts import TRUNK_FORMATS, Artifacts, ServedModel, TrunkFormat, write_manifest
+from training.export.artifacts import TRUNK_FORMATS, Artifacts, TrunkFormat, write_manifest
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
 from training.export.torch_trunk import save_torch_trunk
 from training.tipsv2.checkpoint import load_pretrained, save_official, weights_digest

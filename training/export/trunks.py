@@ -10,12 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.contracts.served import OUTPUTS, TRUNK_INPUTS
 from training.tipsv2.model import TIPSv2
 
-TEXT_INPUTS = ("embeddings", "token_mask")
-TEXT_OUTPUTS = ("text_embedding",)
-IMAGE_INPUTS = ("tokens",)
-IMAGE_OUTPUTS = ("cls1", "cls2", "patch_tokens", "dense_tokens")
+TEXT_INPUTS, TEXT_OUTPUTS = TRUNK_INPUTS["text"], OUTPUTS["text"]  # the names every trunk, ONNX or torch, uses
+IMAGE_INPUTS, IMAGE_OUTPUTS = TRUNK_INPUTS["image"], OUTPUTS["image"]
 
 
 class TextTrunk(nn.Module):

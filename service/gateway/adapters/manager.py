@@ -1,7 +1,7 @@
 """Adapter operations behind the `/v1/adapters` routes: validate, store, tell the replicas, count.
 
-Validation is the shared AdaLink validator (`training.adalink.format`): it parses the safetensors header itself and
-never unpickles anything, and the adapter must have been trained for the served model (base hash and width).
+Validation is the shared AdaLink validator (`training.contracts.adapter_file`): it parses the safetensors header itself
+and never unpickles anything, and the adapter must have been trained for the served model (base hash and width).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from service.gateway.adapters.store import AdapterManifest, AdapterStore, Stored
 from service.gateway.core.errors import ErrorKind, GatewayError, invalid
 from service.gateway.core.metrics import Metrics
 from service.gateway.inference.backend import ServedModelInfo
-from training.adalink.format import AdapterInfo, AdapterValidationError, validate_adapter
+from training.contracts.adapter_file import AdapterInfo, AdapterValidationError, validate_adapter
 
 
 class AdapterManager:

@@ -1,4 +1,5 @@
-"""The adapter store: a directory tree that is the source of truth for every tenant's adapters.
+"""The adapter store: a directory tree that is the source of truth for every tenant's adapters (its layout and the
+adapter id are the contract `training.contracts.adapter_store`).
 
     {root}/{tenant}/{name}/manifest.json                     versions, the active one, the next version number
     {root}/{tenant}/{name}/v{version}-{digest}.safetensors   immutable files; digest = sha256(file)[:16]
@@ -21,7 +22,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -31,17 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from service.gateway.core.errors import ErrorKind, GatewayError
+from training.contracts.adapter_store import DIGEST_CHARS, MANIFEST, NAME_RE, TENANT_RE, AdapterId, version_file
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-MANIFEST = "manifest.json"
 LOCK = ".lock"
 
 
 @dataclass(frozen=True)
 class StoredVersion:
     version: int
-    digest: str  # first 16 hex chars of sha256(file): part of the file name and of the adapter id
+    digest: str  # first DIGEST_CHARS hex chars of sha256(file): part of the file name and of the adapter id
     sha256: str
     size: int
     created_at: str  # upload time, ISO 8601 UTC
@@ -74,8 +72,8 @@ class AdapterManifest:
         return self.version(self.active) if self.active is not None else None
 
     def adapter_id(self, version: StoredVersion) -> str:
-        """The immutable id Triton's adapter bank resolves to a file (see `tipsv2_stages.AdapterBank._path`)."""
-        return f"{self.tenant}/{self.name}/{version.version}/{version.digest}"
+        """The immutable id Triton's adapter banks resolve to a file (`AdapterId.path`)."""
+        return str(AdapterId(self.tenant, self.name, version.version, version.digest))
 
     def to_json(self) -> str:
         body = asdict(self)
@@ -128,7 +126,7 @@ class AdapterStore:
         return self.adapter_dir(tenant, name) / MANIFEST
 
     def file_path(self, tenant: str, name: str, version: StoredVersion) -> Path:
-        return self.adapter_dir(tenant, name) / f"v{version.version}-{version.digest}.safetensors"
+        return self.adapter_dir(tenant, name) / version_file(version.version, version.digest)
 
     # -- reads (lock-free: files are only ever replaced by rename) -------------------------------------------------
 
@@ -190,7 +188,7 @@ class AdapterStore:
         sha = hashlib.sha256(data).hexdigest()
         with self._locked(tenant, name) as directory:
             current = self.read(tenant, name) or AdapterManifest(tenant, name)
-            stored = StoredVersion(current.next_version, sha[:16], sha, len(data), _now(), dict(metadata))
+            stored = StoredVersion(current.next_version, sha[:DIGEST_CHARS], sha, len(data), _now(), dict(metadata))
             path = self.file_path(tenant, name, stored)
             _write_atomically(path, data)
             previous = current.versions if current.exists else ()

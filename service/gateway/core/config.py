@@ -11,15 +11,18 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+from training.contracts.adapter_file import MAX_FILE_BYTES
+from training.contracts.adapter_store import TENANT_RE
+from training.contracts.served import IMAGE_MODEL, TEXT_MODEL
+
 PLACEHOLDER_KEYS = {"changeme", "change-me", "dev", "dev-key", "secret", "test", "password", "tipsv2-dev-key"}
 
 
 class TritonSettings(BaseModel):
     url: str = "127.0.0.1:8001"  # gRPC endpoint
     timeout_s: float = Field(30.0, gt=0)  # per-call client deadline
-    text_model: str = "tipsv2_text"
-    image_model: str = "tipsv2_image"
+    text_model: str = TEXT_MODEL
+    image_model: str = IMAGE_MODEL
     retry_after_s: int = 2  # Retry-After sent with 503 while Triton is unreachable
     # Cap of gRPC's reconnect backoff. Its default grows to 120 s, so a gateway that saw Triton down for a while
     # would keep answering 503 for up to two minutes after Triton is back; a reconnect attempt is one cheap connect.
@@ -59,7 +62,9 @@ class LimitSettings(BaseModel):
 
 
 class AdapterSettings(BaseModel):
-    max_bytes: int = Field(16 << 20, gt=0)  # largest accepted adapter file (413 above)
+    # Largest accepted adapter file (413 above); at most the file format's own limit, which Triton's adapter banks
+    # apply when they read the file, so that no upload is accepted that the banks would then refuse.
+    max_bytes: int = Field(MAX_FILE_BYTES, gt=0, le=MAX_FILE_BYTES)
     # Each gateway keeps resolved adapters in memory; a Redis notice drops an entry at once, and this TTL bounds how
     # long an entry is trusted without a stat of its manifest, so a swap is seen within it even while Redis is down.
     revalidate_s: float = Field(0.5, ge=0)

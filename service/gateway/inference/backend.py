@@ -7,26 +7,17 @@ from typing import Protocol
 
 import numpy as np
 
-IMAGE_OUTPUTS = ("cls1", "cls2", "patch_tokens", "dense_tokens")
+from training.contracts.served import OUTPUTS, ServedModel
+
+IMAGE_OUTPUTS = OUTPUTS["image"]
 
 
 @dataclass(frozen=True)
-class ServedModelInfo:
-    """The served model, as the Triton ensembles describe it in their parameters."""
+class ServedModelInfo(ServedModel):
+    """The served model, as the Triton models describe it in their parameters, and their max batch sizes."""
 
-    model_name: str
-    model_id: str  # weights digest: the model version in cache keys
-    embed_dim: int
-    text_len: int
-    patch_size: int
-    resolutions: tuple[int, ...]
-    temperature: float
     text_max_batch: int = 64
     image_max_batch: int = 8
-
-    @property
-    def default_resolution(self) -> int:
-        return self.resolutions[0]
 
 
 class InferenceBackend(Protocol):

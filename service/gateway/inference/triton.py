@@ -24,6 +24,7 @@ from service.gateway.core.errors import ErrorKind, GatewayError
 from service.gateway.core.metrics import Metrics
 from service.gateway.inference.backend import IMAGE_OUTPUTS, ServedModelInfo
 from service.gateway.inference.batching import CallBatcher
+from training.contracts.served import ADAPTER, INPUTS, OUTPUTS, ServedModel, triton_dtype
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,9 @@ class TritonBackend:
         served = await self.served_model()
         model = self.settings.text_model
         result = await self._within_deadline(
-            model, self.batcher.submit(model, {"input_ids": ids}, adapters, ("text_embedding",), served.text_max_batch)
+            model, self.batcher.submit(model, {INPUTS["text"]: ids}, adapters, OUTPUTS["text"], served.text_max_batch)
         )
-        return result["text_embedding"]
+        return result[OUTPUTS["text"][0]]
 
     async def embed_image(
         self, pixels: np.ndarray, adapters: list[str], outputs: tuple[str, ...]
@@ -94,7 +95,7 @@ class TritonBackend:
         served = await self.served_model()
         model = self.settings.image_model
         return await self._within_deadline(
-            model, self.batcher.submit(model, {"pixels": pixels}, adapters, outputs, served.image_max_batch)
+            model, self.batcher.submit(model, {INPUTS["image"]: pixels}, adapters, outputs, served.image_max_batch)
         )
 
     async def _within_deadline(self, model: str, batched: Awaitable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -111,11 +112,11 @@ class TritonBackend:
     ) -> dict[str, np.ndarray]:
         inputs = []
         for name, array in arrays.items():
-            tensor = grpcclient.InferInput(name, list(array.shape), _triton_dtype(array))
+            tensor = grpcclient.InferInput(name, list(array.shape), triton_dtype(array))
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         adapter = np.array([a.encode() for a in adapters], dtype=object).reshape(-1, 1)
-        adapter_input = grpcclient.InferInput("adapter", list(adapter.shape), "BYTES")
+        adapter_input = grpcclient.InferInput(ADAPTER, list(adapter.shape), "BYTES")
         adapter_input.set_data_from_numpy(adapter)
         inputs.append(adapter_input)
         requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
@@ -173,21 +174,11 @@ def channel_args(settings: TritonSettings) -> list[tuple[str, Any]]:
     ]
 
 
-def _triton_dtype(array: np.ndarray) -> str:
-    return {np.dtype(np.int32): "INT32", np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32"}[array.dtype]
-
-
 def _served_from_configs(text: dict[str, Any], image: dict[str, Any]) -> ServedModelInfo:
     params = {k: v["string_value"] for k, v in text.get("parameters", {}).items()}
     try:
         return ServedModelInfo(
-            model_name=params["model_name"],
-            model_id=params["model_id"],
-            embed_dim=int(params["embed_dim"]),
-            text_len=int(params["text_len"]),
-            patch_size=int(params["patch_size"]),
-            resolutions=tuple(int(r) for r in params["resolutions"].split(",")),
-            temperature=float(params["temperature"]),
+            **ServedModel.fields_from_parameters(params),  # type: ignore[arg-type]
             text_max_batch=int(text.get("max_batch_size", 64)),
             image_max_batch=int(image.get("max_batch_size", 8)),
         )

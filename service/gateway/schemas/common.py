@@ -6,9 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from training.contracts.adapter_store import NAME_PATTERN, REF_PATTERN
+
 EncodingFormat = Literal["float", "base64"]
-ADAPTER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-ADAPTER_REF_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}(@[1-9][0-9]{0,8})?$"  # `name` or `name@version`
+ADAPTER_NAME_PATTERN = NAME_PATTERN
+ADAPTER_REF_PATTERN = REF_PATTERN  # `name` or `name@version`
 
 
 class AdapterUsed(BaseModel):

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _new(args: argparse.Namespace) -> int:
-    from service.gateway.core.config import TENANT_RE, hash_key
+    from service.gateway.core.config import hash_key
+    from training.contracts.adapter_store import TENANT_RE
 
     if not TENANT_RE.match(args.tenant):
         raise ValueError(f"tenant id must match {TENANT_RE.pattern}")

@@ -44,17 +44,18 @@ class TritonPythonModel:
 
             torch.cuda.set_device(device)  # the current stream, and what the host arena pins for, are this GPU's
         buckets = tuple(int(b) for b in model.param("compile_buckets").split(",") if b)
+        bank = model.bank_settings()
         self.fused = FusedForward.load(
             model.param("modality"),
             model.version_dir,
             device,
-            model.param("dtype", "float32"),
-            model.param("adapter_store"),
-            model.param("base_hash"),
-            int(model.param("adapter_capacity", "256")),
-            model.param("compile"),
-            model.param("compile_backend", "inductor"),
-            buckets,
+            dtype=model.param("dtype", "float32"),
+            adapter_store=bank["store_dir"],
+            base_hash=bank["base_hash"],
+            adapter_capacity=bank["capacity"],
+            compile_mode=model.param("compile"),
+            compile_backend=model.param("compile_backend", "inductor"),
+            buckets=buckets,
         )
         max_batch = int(model.config.get("max_batch_size", 1))
         self.fused.warm(buckets or (max_batch,), int(model.param("text_len", "0")))

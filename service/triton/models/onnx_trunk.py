@@ -1,15 +1,19 @@
 """Triton Python-backend model: a trunk exported to ONNX, run by onnxruntime (the `local` flavour).
 
-Dynamic batching hands `execute` several requests; they are concatenated into one onnxruntime run and split back.
-Only the outputs a request asked for are returned.
+Dynamic batching hands `execute` several requests; those of one input shape are concatenated into one onnxruntime
+run and split back (`tipsv2_batch`). Only the outputs a request asked for are returned.
 """
 
 import json
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tipsv2_batch import by_shape, split
 
 
 class TritonPythonModel:
@@ -27,24 +31,20 @@ class TritonPythonModel:
         self.outputs = [o["name"] for o in config["output"]]
 
     def execute(self, requests):
-        feeds = {name: [] for name in self.inputs}
-        sizes = []
-        for request in requests:
-            for name in self.inputs:
-                feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
-            sizes.append(feeds[self.inputs[0]][-1].shape[0])
-        shapes = {tuple(a.shape[1:]) for a in feeds[self.inputs[0]]}
-        if len(shapes) == 1:
-            batch = {name: np.concatenate(parts) for name, parts in feeds.items()}
-            results = self.session.run(self.outputs, batch)
-            splits = np.cumsum(sizes)[:-1]
-            per_request = list(zip(*[np.split(r, splits) for r in results]))
-        else:  # requests of different shapes (e.g. resolutions) cannot share one run
-            per_request = [
-                self.session.run(self.outputs, {n: feeds[n][i] for n in self.inputs}) for i in range(len(requests))
-            ]
+        feeds = [
+            {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
+            for request in requests
+        ]
+        results = [None] * len(requests)
+        first = self.inputs[0]
+        for group in by_shape(range(len(requests)), lambda i: feeds[i][first].shape[1:]):
+            batch = {name: np.concatenate([feeds[i][name] for i in group]) for name in self.inputs}
+            outputs = self.session.run(self.outputs, batch)
+            pieces = [split(value, [feeds[i][first].shape[0] for i in group]) for value in outputs]
+            for position, index in enumerate(group):
+                results[index] = [piece[position] for piece in pieces]
         responses = []
-        for request, outputs in zip(requests, per_request):
+        for request, outputs in zip(requests, results):
             wanted = set(request.requested_output_names()) or set(self.outputs)
             tensors = [
                 pb_utils.Tensor(name, np.ascontiguousarray(value))

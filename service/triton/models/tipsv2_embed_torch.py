@@ -1,41 +1,37 @@
 """The torch runtime of the embedding-stage models: stage + device-resident adapter bank, batched across requests.
 
 Requests of one `execute` (Triton's dynamic batch) are concatenated into one embedding pass and one adapter pass
-per group of requests whose adapters fit the bank together (see `DeviceAdapterBank.groups`); a request that cannot
-be served (unknown adapter, bad shape) gets its own error response and never fails the others.
+per group of requests whose adapters fit the bank together (see `DeviceAdapterBank.groups`) and whose inputs have one
+shape (`tipsv2_batch`); a request that cannot be served (unknown adapter, bad shape) gets its own error response and
+never fails the others.
 """
 
 import torch
 
 if __package__:
+    from training.contracts.served import INPUTS
+
+    from .tipsv2_batch import by_shape, split
     from .tipsv2_stages import StageError
-    from .tipsv2_stages_torch import DeviceAdapterBank, TorchImageEmbedStage, TorchTextEmbedStage
+    from .tipsv2_stages_torch import TORCH_STAGES, DeviceAdapterBank
     from .tipsv2_triton import adapter_ids, error_response, torch_input, torch_output
 else:
+    from tipsv2_batch import by_shape, split
+    from tipsv2_contracts.served import INPUTS
     from tipsv2_stages import StageError
-    from tipsv2_stages_torch import DeviceAdapterBank, TorchImageEmbedStage, TorchTextEmbedStage
+    from tipsv2_stages_torch import TORCH_STAGES, DeviceAdapterBank
     from tipsv2_triton import adapter_ids, error_response, torch_input, torch_output
 
 import triton_python_backend_utils as pb_utils
 
-STAGES = {"text": (TorchTextEmbedStage, "input_ids"), "image": (TorchImageEmbedStage, "pixels")}
-
 
 class TorchEmbedRunner:
     def __init__(self, model, modality):
-        stage_class, self.input_name = STAGES[modality]
-        self.modality = modality
+        self.input_name = INPUTS[modality]
         device = model.torch_device()
         self.host_outputs = model.host_outputs
-        self.stage = stage_class(model.file("embed.safetensors"), device)
-        self.bank = DeviceAdapterBank(
-            model.param("adapter_store"),
-            modality,
-            self.stage.dim,
-            model.param("base_hash"),
-            int(model.param("adapter_capacity", "256")),
-            device,
-        )
+        self.stage = TORCH_STAGES[modality](model.file("embed.safetensors"), device)
+        self.bank = DeviceAdapterBank(modality=modality, dim=self.stage.dim, device=device, **model.bank_settings())
 
     def execute(self, requests):
         """Returns (responses, rows run with an adapter)."""
@@ -53,7 +49,8 @@ class TorchEmbedRunner:
         group_errors = {}
         with torch.inference_mode():
             for group in self.bank.groups([adapters[i] for i in order], group_errors):
-                for same_shape in _by_shape([(order[j], slots) for j, slots in group], inputs):
+                members = [(order[j], slots) for j, slots in group]
+                for same_shape in by_shape(members, lambda member: tuple(inputs[member[0]].shape[1:])):
                     outputs.update(self._run(same_shape, inputs))
                     adapted += sum(1 for _, slots in same_shape for s in slots if s)
         errors.update({order[j]: message for j, message in group_errors.items()})
@@ -77,21 +74,7 @@ class TorchEmbedRunner:
         parts = [inputs[index] for index, _ in members]
         batch = parts[0] if len(parts) == 1 else torch.cat(parts)
         slots = [s for _, member_slots in members for s in member_slots]
-        if self.modality == "text":
-            embeddings, mask = self.stage(batch)
-            named = {"embeddings": self.bank.apply(embeddings, slots), "token_mask": mask}
-        else:
-            named = {"tokens": self.bank.apply(self.stage(batch), slots)}
-        results, start = {}, 0
-        for (index, _), part in zip(members, parts):
-            rows = part.shape[0]
-            results[index] = {name: value[start : start + rows] for name, value in named.items()}
-            start += rows
-        return results
-
-
-def _by_shape(members, inputs):
-    groups = {}
-    for index, slots in members:
-        groups.setdefault(tuple(inputs[index].shape[1:]), []).append((index, slots))
-    return list(groups.values())
+        named = self.stage.trunk_inputs(batch, lambda x: self.bank.apply(x, slots))
+        sizes = [part.shape[0] for part in parts]
+        pieces = {name: split(value, sizes) for name, value in named.items()}
+        return {index: {name: pieces[name][i] for name in named} for i, (index, _) in enumerate(members)}

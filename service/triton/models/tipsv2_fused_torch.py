@@ -25,11 +25,16 @@ from typing import Any
 import torch
 
 if __package__:  # imported as part of this project (tests, the benchmark); in Triton the model folder is on sys.path
+    from training.contracts.served import INPUTS, OUTPUTS
+
+    from .tipsv2_batch import by_shape, spans
     from .tipsv2_stages import StageError
-    from .tipsv2_stages_torch import DeviceAdapterBank, TorchImageEmbedStage, TorchTextEmbedStage, device_index
+    from .tipsv2_stages_torch import TORCH_STAGES, DeviceAdapterBank, device_index
 else:
+    from tipsv2_batch import by_shape, spans
+    from tipsv2_contracts.served import INPUTS, OUTPUTS
     from tipsv2_stages import StageError
-    from tipsv2_stages_torch import DeviceAdapterBank, TorchImageEmbedStage, TorchTextEmbedStage, device_index
+    from tipsv2_stages_torch import TORCH_STAGES, DeviceAdapterBank, device_index
 
 log = logging.getLogger("tipsv2.fused")
 ALIGN = 64  # bytes: every tensor carved from the host arena starts on a cache line
@@ -42,10 +47,7 @@ class Modality:
     outputs: tuple[str, ...]
 
 
-MODALITIES = {
-    "text": Modality("text", "input_ids", ("text_embedding",)),
-    "image": Modality("image", "pixels", ("cls1", "cls2", "patch_tokens", "dense_tokens")),
-}
+MODALITIES = {name: Modality(name, INPUTS[name], OUTPUTS[name]) for name in ("text", "image")}
 
 
 @dataclass
@@ -131,8 +133,7 @@ class FusedForward:
 
         device = torch.device(device)
         trunk = load_torch_trunk(folder, device, dtype, compile_mode, compile_backend, buckets)
-        stage_class = TorchTextEmbedStage if modality == "text" else TorchImageEmbedStage
-        stage = stage_class(f"{folder}/embed.safetensors", device, DTYPES[dtype])
+        stage = TORCH_STAGES[modality](f"{folder}/embed.safetensors", device, DTYPES[dtype])
         bank = DeviceAdapterBank(adapter_store, modality, stage.dim, base_hash, adapter_capacity, device)
         return cls(modality, stage, bank, trunk)
 
@@ -175,7 +176,7 @@ class FusedForward:
         with torch.inference_mode():
             for group in self.bank.groups([items[i].adapters for i in valid], group_errors):
                 members = [(valid[j], slots) for j, slots in group]
-                for same_shape in _by_shape(members, items):
+                for same_shape in by_shape(members, lambda member: tuple(items[member[0]].x.shape[1:])):
                     self._forward(same_shape, items, results)
         errors.update({valid[j]: message for j, message in group_errors.items()})
         if self.device.type == "cuda":
@@ -207,7 +208,7 @@ class FusedForward:
         dense_rows = None
         if dense and len(dense) < len(parts):  # some rows only: the dense pass runs for those, in this order
             dense_rows = device_index(_rows_of(parts, {index for index, _ in dense}), x.device)
-        outputs = self.trunk(self._feeds(x, slots), wanted, dense_rows)
+        outputs = self.trunk(self.stage.trunk_inputs(x, lambda h: self.bank.apply(h, slots)), wanted, dense_rows)
         for name in wanted:
             asked = {index for index, item in parts if name in item.wanted}
             placed = dense if name == "dense_tokens" and dense_rows is not None else parts
@@ -216,12 +217,6 @@ class FusedForward:
         if dense:
             self.counters.dense_passes += 1
             self.counters.dense_rows += sum(item.rows for _, item in dense)
-
-    def _feeds(self, x: torch.Tensor, slots: list[int]) -> dict[str, torch.Tensor]:
-        if self.modality.name == "text":
-            embeddings, mask = self.stage(x)
-            return {"embeddings": self.bank.apply(embeddings, slots), "token_mask": mask}
-        return {"tokens": self.bank.apply(self.stage(x), slots)}
 
     def _copy_out(
         self,
@@ -246,12 +241,8 @@ class FusedForward:
 
 def _rows_of(parts: list[tuple[int, Item]], chosen: set[int]) -> list[int]:
     """Batch row numbers of the chosen items, in order."""
-    rows, start = [], 0
-    for index, item in parts:
-        if index in chosen:
-            rows.extend(range(start, start + item.rows))
-        start += item.rows
-    return rows
+    rows = spans([item.rows for _, item in parts])
+    return [row for (index, _), span in zip(parts, rows) if index in chosen for row in range(span.start, span.stop)]
 
 
 def _runs(placed: list[tuple[int, Item]], asked: set[int]) -> list[tuple[int, list[tuple[int, Item]]]]:
@@ -266,13 +257,6 @@ def _runs(placed: list[tuple[int, Item]], asked: set[int]) -> list[tuple[int, li
                 runs.append((start, [(index, item)]))
         start += item.rows
     return runs
-
-
-def _by_shape(members: list[tuple[int, list[int]]], items: Sequence[Item]) -> list[list[tuple[int, list[int]]]]:
-    groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
-    for index, slots in members:
-        groups.setdefault(tuple(items[index].x.shape[1:]), []).append((index, slots))
-    return list(groups.values())
 
 
 def _numel(shape: Sequence[int]) -> int:

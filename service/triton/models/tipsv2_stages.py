@@ -5,38 +5,26 @@ Requests name their adapter by an immutable id (`tenant/name/version/digest`); e
 used adapters (LRU, bounded) and loads a missing one from the adapter store on first use. An adapter id that the
 store does not hold is an error for that request, never a silent fallback to the base model.
 
-`read_adapter` (the store layout, the checks) is shared with the torch bank in `tipsv2_stages_torch.py`.
+`read_adapter` (the store layout and the file's checks, both from the contracts) is shared with the torch bank in
+`tipsv2_stages_torch.py`.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
-import json
 import os
-import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from safetensors.numpy import load as load_safetensors_bytes
 from safetensors.numpy import load_file
 
-# The activations an adapter may use between its two layers; each maps 0 to 0, so zero-padded ranks are exact.
-# Same formulas as `training.adalink` (torch): GELU is the tanh form, computable without scipy.
-ACTIVATIONS = {
-    "identity": lambda x: x,
-    "relu": lambda x: np.maximum(x, np.float32(0.0)),
-    "gelu_tanh": lambda x: (
-        np.float32(0.5)
-        * x
-        * (np.float32(1.0) + np.tanh(np.float32(0.7978845608028654) * (x + np.float32(0.044715) * x * x * x)))
-    ),
-    "silu": lambda x: x / (np.float32(1.0) + np.exp(-x)),
-}
-MAX_ADAPTER_BYTES = 64 << 20
-DIGEST_CHARS = 16  # an adapter id's digest: the first 16 hex characters of the file's sha256
+if __package__:  # imported as part of this project (tests); in Triton the contracts are copied beside this file
+    from training.contracts import activations, adapter_file, adapter_store
+else:
+    from tipsv2_contracts import activations, adapter_file, adapter_store
 
 
 class StageError(Exception):
@@ -56,63 +44,35 @@ class Adapter:
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """x: (..., D) -> x + up(act(down(x)))."""
-        hidden = ACTIVATIONS[self.activation](x @ self.down.T)
+        hidden = activations.NUMPY[self.activation](x @ self.down.T)
         return x + hidden @ self.up.T
 
 
-def adapter_path(store_dir: str, adapter_id: str) -> str:
-    """`tenant/name/version/digest` -> `{store}/{tenant}/{name}/v{version}-{digest}.safetensors` (no escaping)."""
-    parts = adapter_id.split("/")
-    if len(parts) != 4 or any(not p or p in (".", "..") or os.sep in p or "\0" in p for p in parts):
-        raise StageError(f"malformed adapter id {adapter_id!r}: expected tenant/name/version/digest")
-    tenant, name, version, digest = parts
-    return os.path.join(store_dir, tenant, name, f"v{version}-{digest}.safetensors")
-
-
 def read_adapter(store_dir: str, adapter_id: str, modality: str, dim: int, base_hash: str) -> Adapter:
-    """Reads and checks one adapter's `modality` part from the store; StageError says what is wrong."""
-    path = adapter_path(store_dir, adapter_id)
-    if not store_dir or not os.path.isfile(path):
+    """Reads one adapter's `modality` part from the store and checks it as the gateway did on upload (the file on a
+    shared volume is not trusted for that); StageError says what is wrong."""
+    try:
+        path = adapter_store.AdapterId.parse(adapter_id).path(store_dir)
+    except ValueError as exc:
+        raise StageError(str(exc)) from exc
+    if not store_dir or not path.is_file():
         raise StageError(f"unknown adapter {adapter_id!r}: not in the adapter store")
     size = os.path.getsize(path)
-    if size > MAX_ADAPTER_BYTES:
-        raise StageError(f"adapter {adapter_id!r} is {size} bytes, above {MAX_ADAPTER_BYTES}")
-    with open(path, "rb") as handle:
-        data = handle.read()
+    if size > adapter_file.MAX_FILE_BYTES:
+        raise StageError(f"adapter {adapter_id!r} is {size} bytes, above {adapter_file.MAX_FILE_BYTES}")
+    data = path.read_bytes()
     # The id names the file's content: a file changed after upload (or torn) is refused, not served.
-    digest = adapter_id.rsplit("/", 1)[1]
-    if hashlib.sha256(data).hexdigest()[:DIGEST_CHARS] != digest:
+    if adapter_store.file_digest(data) != adapter_id.rsplit("/", 1)[1]:
         raise StageError(f"adapter {adapter_id!r} does not match its digest: the file changed after upload")
-    meta = _metadata(data, adapter_id)
-    if base_hash and meta.get("base_hash") != base_hash:
-        raise StageError(f"adapter {adapter_id!r} was trained for another base model")
     try:
-        tensors = load_safetensors_bytes(data)
-    except Exception as exc:  # safetensors raises its own error types
-        raise StageError(f"adapter {adapter_id!r} is not a readable safetensors file: {exc}") from exc
-    down, up = tensors.get(f"{modality}.down"), tensors.get(f"{modality}.up")
-    if down is None or up is None:
+        info, arrays = adapter_file.load_adapter(data, base_hash=base_hash or None, dim=dim)
+    except adapter_file.AdapterValidationError as exc:
+        raise StageError(f"adapter {adapter_id!r}: {exc}") from exc
+    if modality not in info.modalities:
         raise StageError(f"adapter {adapter_id!r} has no {modality} part")
-    if down.ndim != 2 or up.ndim != 2 or down.shape[1] != dim or up.shape != (dim, down.shape[0]):
-        raise StageError(f"adapter {adapter_id!r} has shapes {down.shape}/{up.shape} for width {dim}")
-    activation = meta.get("activation", "identity")
-    if activation not in ACTIVATIONS:
-        raise StageError(f"adapter {adapter_id!r} uses unknown activation {activation!r}")
-    down32, up32 = np.ascontiguousarray(down, np.float32), np.ascontiguousarray(up, np.float32)
-    if not (np.isfinite(down32).all() and np.isfinite(up32).all()):
-        raise StageError(f"adapter {adapter_id!r} holds NaN or Inf values")
-    return Adapter(down32, up32, activation, down32.nbytes + up32.nbytes)
-
-
-def _metadata(data: bytes, adapter_id: str) -> dict[str, str]:
-    """The safetensors `__metadata__` map, parsed from the header without touching tensor data."""
-    try:
-        (length,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8 : 8 + length].decode("utf-8"))
-    except (struct.error, UnicodeDecodeError, ValueError) as exc:
-        raise StageError(f"adapter {adapter_id!r} is not a readable safetensors file") from exc
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+    down = np.ascontiguousarray(arrays[f"{modality}.down"])
+    up = np.ascontiguousarray(arrays[f"{modality}.up"])
+    return Adapter(down, up, info.activation, down.nbytes + up.nbytes)
 
 
 class BankStats:
@@ -198,6 +158,11 @@ class TextEmbedStage:
         embeddings = self.table[ids] * self.scale + self.positions[: ids.shape[1]]
         return embeddings.astype(np.float32), (ids != 0).astype(np.float32)
 
+    def trunk_inputs(self, ids: np.ndarray, adapt: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+        """What the text trunk reads, the embeddings passed through `adapt` (the adapter bank)."""
+        embeddings, mask = self(ids.astype(np.int64))
+        return {"embeddings": adapt(embeddings), "token_mask": mask}
+
 
 class ImageEmbedStage:
     """uint8 pixels (B, H, W, 3) -> tokens (B, 2 + N, D): [CLS1 + pos, CLS2, patches + pos]."""
@@ -234,3 +199,10 @@ class ImageEmbedStage:
         tokens[:, 1] = self.cls2
         tokens[:, 2:] = patches
         return tokens
+
+    def trunk_inputs(self, pixels: np.ndarray, adapt: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+        """What the image trunk reads, the tokens passed through `adapt` (the adapter bank)."""
+        return {"tokens": adapt(self(pixels))}
+
+
+STAGES: dict[str, type[TextEmbedStage] | type[ImageEmbedStage]] = {"text": TextEmbedStage, "image": ImageEmbedStage}

@@ -9,10 +9,10 @@ so a mixed-tenant batch is one gather of each row's slot plus two batched matmul
 
     hidden = act(bmm(x, down[slot]ᵀ))   (B, T, R)     x' = x + bmm(hidden, up[slot]ᵀ)   (B, T, D)
 
-Ranks below R are zero-padded; every activation maps 0 to 0, so padding changes nothing. R grows (to the next
-power of two) when a larger adapter arrives. A missing adapter is read from the adapter store on first use
-(`tipsv2_stages.read_adapter`: same layout, same checks) into a free slot, or into the least recently used slot
-that the batch being assembled does not need. Imports torch, numpy and safetensors only (never this package).
+Ranks below R are zero-padded; every activation maps 0 to 0, so padding changes nothing. R grows (to the next power of
+two) when a larger adapter arrives. A missing adapter is read from the adapter store on first use
+(`tipsv2_stages.read_adapter`: same layout, same checks) into a free slot, or into the least recently used slot that the
+batch being assembled does not need. Imports torch, numpy, safetensors and the contracts only (never this package).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,16 +28,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 if __package__:  # imported as part of this project (tests); in Triton the model folder is on sys.path instead
+    from training.contracts.activations import torch_activations
+
     from .tipsv2_stages import BankStats, StageError, read_adapter
 else:
+    from tipsv2_contracts.activations import torch_activations
     from tipsv2_stages import BankStats, StageError, read_adapter
 
-TORCH_ACTIVATIONS = {
-    "identity": lambda h: h,
-    "relu": torch.relu,
-    "gelu_tanh": lambda h: F.gelu(h, approximate="tanh"),
-    "silu": F.silu,
-}
+TORCH_ACTIVATIONS = torch_activations()
 MIN_RANK = 8
 
 
@@ -214,6 +212,11 @@ class TorchTextEmbedStage:
         embeddings = F.embedding(ids, self.table) * self.scale + self.positions[: ids.shape[1]]
         return embeddings, (ids != 0).float()
 
+    def trunk_inputs(self, ids: torch.Tensor, adapt: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the text trunk reads, the embeddings passed through `adapt` (the adapter bank)."""
+        embeddings, mask = self(ids)
+        return {"embeddings": adapt(embeddings), "token_mask": mask}
+
 
 class TorchImageEmbedStage:
     """uint8 pixels (B, S, S, 3) on the host -> tokens (B, 2 + N, D) = [CLS1 + pos, CLS2, patches + pos], in `dtype`."""
@@ -251,3 +254,15 @@ class TorchImageEmbedStage:
         cls1 = self.cls1.expand(B, 1, self.dim)
         cls2 = self.cls2.reshape(1, 1, self.dim).expand(B, 1, self.dim)
         return torch.cat((cls1, cls2, patches), dim=1)
+
+    def trunk_inputs(
+        self, pixels: torch.Tensor, adapt: Callable[[torch.Tensor], torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """What the image trunk reads, the tokens passed through `adapt` (the adapter bank)."""
+        return {"tokens": adapt(self(pixels))}
+
+
+TORCH_STAGES: dict[str, type[TorchTextEmbedStage] | type[TorchImageEmbedStage]] = {
+    "text": TorchTextEmbedStage,
+    "image": TorchImageEmbedStage,
+}

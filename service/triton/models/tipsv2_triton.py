@@ -32,6 +32,14 @@ class ModelArgs:
     def file(self, name):
         return os.path.join(self.version_dir, name)
 
+    def bank_settings(self):
+        """The adapter bank's keyword arguments from this model's parameters: store, base model, capacity."""
+        return {
+            "store_dir": self.param("adapter_store"),
+            "base_hash": self.param("base_hash"),
+            "capacity": int(self.param("adapter_capacity", "256")),
+        }
+
     @property
     def host_outputs(self):
         """Outputs go back through host memory (the fallback when GPU tensors cannot cross processes)."""

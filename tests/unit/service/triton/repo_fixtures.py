@@ -8,7 +8,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from service.triton.repository import RepositoryOptions, write_repository
-from training.export.artifacts import Artifacts, ServedModel
+from training.contracts.served import ServedModel
+from training.export.artifacts import Artifacts
 
 SERVED = ServedModel(
     model_name="tipsv2-tiny",

@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from service.triton.models.tipsv2_fused_torch import FusedForward, HostArena, Item
-from tests.unit.service.triton.adapter_files import random_adapter, write_adapter
+from training.adalink.module import ACTIVATIONS as ACTIVATIONS_TORCH
+from training.adalink.samples import random_part, store_adapter
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
 from training.export.torch_trunk import save_torch_trunk
 
 D = 64  # tipsv2-tiny
 BASE = "fused-test-base"
-ACT = {"identity": lambda h: h, "relu": F.relu, "gelu_tanh": lambda h: F.gelu(h, approximate="tanh"), "silu": F.silu}
+ACT = ACTIVATIONS_TORCH  # what training's AdaLink module computes: the reference
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,14 @@ def adapters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     made = {}
     for i, rank in enumerate((1, 2, 4, 8, 16, 3, 5, 7, 12)):
         activation = tuple(ACT)[i % 4]
-        parts = {"text": random_adapter(rng, D, rank, 0.5), "image": random_adapter(rng, D, rank, 0.5)}
-        made[write_adapter(store, "acme", f"f{i}", 1, parts, BASE, activation)] = {**parts, "activation": activation}
+        parts = {
+            "text": random_part(rng, D, rank, down_scale=0.5 / D**0.5, up_scale=0.5),
+            "image": random_part(rng, D, rank, down_scale=0.5 / D**0.5, up_scale=0.5),
+        }
+        made[store_adapter(store, "acme", f"f{i}", 1, parts, BASE, activation=activation)] = {
+            **parts,
+            "activation": activation,
+        }
     return store, made
 
 

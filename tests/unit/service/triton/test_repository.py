@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from service.triton.config import parse_pbtxt
-from service.triton.repository import IMAGE_MODEL, MANIFEST, TEXT_MODEL, RepositoryOptions, read_manifest
+from service.triton.repository import MANIFEST, RepositoryOptions, read_manifest
 from tests.unit.service.triton.repo_fixtures import SERVED, repository
+from training.contracts.served import IMAGE_MODEL, TEXT_MODEL
 
 MODELS = {
     "tipsv2_text_embed",

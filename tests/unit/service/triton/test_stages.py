@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from service.triton.models.tipsv2_stages import AdapterBank, ImageEmbedStage, StageError, TextEmbedStage
-from tests.unit.service.triton.adapter_files import random_adapter, write_adapter
+from training.adalink.samples import random_part, store_adapter
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
 
 
@@ -52,7 +52,12 @@ def test_adapter_bank_refuses_unknown_adapter_instead_of_base(tmp_path) -> None:
 
 def test_adapter_bank_applies_per_row_and_evicts_lru(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
-    ids = {n: write_adapter(tmp_path, "t", n, 1, {"text": random_adapter(rng, 8, 4)}, "base") for n in "abc"}
+    ids = {
+        n: store_adapter(
+            tmp_path, "t", n, 1, {"text": random_part(rng, 8, 4, down_scale=0.3 / 8**0.5, up_scale=0.3)}, "base"
+        )
+        for n in "abc"
+    }
     bank = AdapterBank(str(tmp_path), "text", 8, "base", capacity=2)
     x = rng.standard_normal((3, 5, 8)).astype(np.float32)
     out = bank.apply(x, [ids["a"], "", ids["b"]])
@@ -77,7 +82,14 @@ def test_adapter_bank_refuses_bad_ids(tmp_path, adapter_id: str, message: str) -
 
 
 def test_adapter_bank_refuses_a_file_changed_after_upload(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    adapter_id = write_adapter(tmp_path, "t", "a", 1, {"text": random_adapter(np.random.default_rng(1), 8, 2)}, "b")
+    adapter_id = store_adapter(
+        tmp_path,
+        "t",
+        "a",
+        1,
+        {"text": random_part(np.random.default_rng(1), 8, 2, down_scale=0.3 / 8**0.5, up_scale=0.3)},
+        "b",
+    )
     tenant, name, version, digest = adapter_id.split("/")
     path = tmp_path / tenant / name / f"v{version}-{digest}.safetensors"
     data = bytearray(path.read_bytes())
@@ -89,8 +101,12 @@ def test_adapter_bank_refuses_a_file_changed_after_upload(tmp_path) -> None:  # 
 
 def test_adapter_bank_refuses_adapters_of_another_base_or_modality(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(2)
-    other_base = write_adapter(tmp_path, "t", "a", 1, {"text": random_adapter(rng, 8, 2)}, "other-model")
-    image_only = write_adapter(tmp_path, "t", "b", 1, {"image": random_adapter(rng, 8, 2)}, "base")
+    other_base = store_adapter(
+        tmp_path, "t", "a", 1, {"text": random_part(rng, 8, 2, down_scale=0.3 / 8**0.5, up_scale=0.3)}, "other-model"
+    )
+    image_only = store_adapter(
+        tmp_path, "t", "b", 1, {"image": random_part(rng, 8, 2, down_scale=0.3 / 8**0.5, up_scale=0.3)}, "base"
+    )
     bank = AdapterBank(str(tmp_path), "text", 8, "base", 4)
     with pytest.raises(StageError, match="another base model"):
         bank.get(other_base)

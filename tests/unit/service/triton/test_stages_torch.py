@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from service.triton.models.tipsv2_stages import AdapterBank, ImageEmbedStage, StageError, TextEmbedStage
 from service.triton.models.tipsv2_stages_torch import (
@@ -16,17 +15,13 @@ from service.triton.models.tipsv2_stages_torch import (
     TorchImageEmbedStage,
     TorchTextEmbedStage,
 )
-from tests.unit.service.triton.adapter_files import random_adapter, write_adapter
+from training.adalink.module import ACTIVATIONS as ACTIVATIONS_TORCH
+from training.adalink.samples import random_part, store_adapter
+from training.contracts.activations import NAMES as ACTIVATIONS
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
 
 D = 16
-ACTIVATIONS = ("identity", "relu", "gelu_tanh", "silu")
-TORCH_ACT = {
-    "identity": lambda h: h,
-    "relu": F.relu,
-    "gelu_tanh": lambda h: F.gelu(h, approximate="tanh"),
-    "silu": F.silu,
-}
+TORCH_ACT = ACTIVATIONS_TORCH  # what training's AdaLink module computes: the reference
 
 
 @pytest.fixture
@@ -36,9 +31,11 @@ def store(tmp_path):  # type: ignore[no-untyped-def]
     adapters = {}
     for i, rank in enumerate((1, 2, 3, 4, 5, 8, 12, 16, 7)):
         activation = ACTIVATIONS[i % 4]
-        down, up = random_adapter(rng, D, rank, scale=1.0)
+        down, up = random_part(rng, D, rank, down_scale=1.0 / D**0.5, up_scale=1.0)
         dtype = "float16" if i == 8 else "float32"
-        adapter_id = write_adapter(tmp_path, "acme", f"a{i}", 1, {"text": (down, up)}, "base", activation, dtype)
+        adapter_id = store_adapter(
+            tmp_path, "acme", f"a{i}", 1, {"text": (down, up)}, "base", activation=activation, dtype=dtype
+        )
         adapters[adapter_id] = (down.astype(dtype).astype(np.float32), up.astype(dtype).astype(np.float32), activation)
     return tmp_path, adapters
 

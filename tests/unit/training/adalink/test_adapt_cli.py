@@ -11,7 +11,7 @@ import torch
 from service.tools.cli.main import main
 from training.adalink.adapted import AdaptedTIPSv2
 from training.adalink.checksum import state_checksum
-from training.adalink.format import validate_adapter
+from training.contracts.adapter_file import validate_adapter
 from training.tipsv2.checkpoint import load_pretrained, weights_digest
 from training.tipsv2.pretrained import checkpoint_files
 

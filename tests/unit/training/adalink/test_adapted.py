@@ -13,8 +13,8 @@ from service.triton.models.tipsv2_stages import Adapter as ServingAdapter
 from service.triton.models.tipsv2_stages import ImageEmbedStage, TextEmbedStage
 from training.adalink.adapted import AdaptedTIPSv2
 from training.adalink.checksum import state_checksum
-from training.adalink.format import adapter_bytes, build_metadata
 from training.adalink.module import AdaLink
+from training.contracts.adapter_file import adapter_bytes, build_metadata
 from training.export.embed_stage import image_embed_arrays, save_arrays, text_embed_arrays
 from training.tipsv2.model import TIPSv2
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from service.triton.models.tipsv2_stages import Adapter as ServingAdapter
-from training.adalink.format import ACTIVATIONS as FILE_ACTIVATIONS
 from training.adalink.module import ACTIVATIONS, AdaLink, apply_mixed
+from training.contracts.adapter_file import ACTIVATIONS as FILE_ACTIVATIONS
 
 D, R = 32, 8
 

@@ -12,7 +12,7 @@ import pytest
 
 from service.gateway.adapters.store import AdapterManifest, AdapterStore
 from service.gateway.core.errors import GatewayError
-from service.triton.models.tipsv2_stages import adapter_path
+from training.contracts.adapter_store import AdapterId
 
 META = {"modalities": "image,text", "rank": "4"}
 
@@ -27,7 +27,7 @@ def test_file_is_named_by_version_and_digest_where_the_triton_bank_looks(tmp_pat
     adapter_id = manifest.adapter_id(stored)
     assert stored.digest == hashlib.sha256(b"adapter bytes").hexdigest()[:16]
     assert adapter_id == f"acme/shop/1/{stored.digest}"
-    assert Path(adapter_path(str(tmp_path), adapter_id)) == store.file_path("acme", "shop", stored)
+    assert AdapterId.parse(adapter_id).path(tmp_path) == store.file_path("acme", "shop", stored)
     assert store.file_path("acme", "shop", stored).read_bytes() == b"adapter bytes"
 
 

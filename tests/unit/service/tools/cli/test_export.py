@@ -8,7 +8,8 @@ import pytest
 
 from service.tools.cli.main import main
 from service.triton.config import parse_pbtxt
-from service.triton.repository import IMAGE_MODEL, TEXT_MODEL, read_manifest
+from service.triton.repository import read_manifest
+from training.contracts.served import IMAGE_MODEL, TEXT_MODEL
 
 
 def test_export_flags_reach_the_fused_models(

@@ -30,10 +30,11 @@ import numpy as np
 from safetensors.numpy import load as load_safetensors_bytes
 from safetensors.numpy import save as save_safetensors_bytes
 
+from .activations import NAMES as ACTIVATIONS
+
 FORMAT = "tipsv2-adalink"
 FORMAT_VERSION = "1"
 MODALITIES = ("image", "text")
-ACTIVATIONS = ("identity", "relu", "gelu_tanh", "silu")
 DTYPE_NAMES = {"F32": "float32", "F16": "float16"}  # safetensors dtype -> metadata name
 ITEMSIZE = {"F32": 4, "F16": 2}
 REQUIRED_METADATA = (
@@ -49,6 +50,7 @@ REQUIRED_METADATA = (
     "task",
     "created_at",
 )
+# Above any valid adapter: rank 256 on both modalities of the widest variant (g/14, D = 1536) is 6.3 MB in float32.
 MAX_FILE_BYTES = 16 << 20
 MAX_HEADER_BYTES = 64 << 10
 MAX_METADATA_BYTES = 16 << 10
@@ -135,6 +137,16 @@ def validate_adapter(
     data: bytes, *, base_hash: str | None = None, dim: int | None = None, max_bytes: int = MAX_FILE_BYTES
 ) -> AdapterInfo:
     """Validates adapter bytes; returns what they hold or raises AdapterValidationError."""
+    info, _ = load_adapter(data, base_hash=base_hash, dim=dim, max_bytes=max_bytes)
+    return info
+
+
+def load_adapter(
+    data: bytes, *, base_hash: str | None = None, dim: int | None = None, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[AdapterInfo, dict[str, np.ndarray]]:
+    """Validates adapter bytes and returns what they hold with their tensors as float32: what the gateway checks on
+    upload and the Triton models' adapter banks check again when they load a file (a file on a shared volume is
+    not trusted because the gateway once accepted it)."""
     if len(data) > max_bytes:
         raise AdapterValidationError(f"file is {len(data)} bytes, above the limit of {max_bytes}")
     header, metadata, header_length = _parse_header(data)
@@ -142,12 +154,12 @@ def validate_adapter(
     _check_tensors(header, info, len(data) - 8 - header_length)
     if base_hash is not None and info.base_hash != base_hash:
         raise AdapterValidationError(
-            f"adapter was trained for base model {info.base_model} ({info.base_hash}); this server runs {base_hash}"
+            f"adapter was trained for base model {info.base_model} ({info.base_hash}), another base model than the "
+            f"served {base_hash}"
         )
     if dim is not None and info.dim != dim:
         raise AdapterValidationError(f"adapter width {info.dim} does not match the served model's {dim}")
-    _check_values(data)
-    return info
+    return info, _checked_values(data)
 
 
 def load_adapter_arrays(data: bytes) -> dict[str, np.ndarray]:
@@ -265,11 +277,16 @@ def _check_tensors(header: dict[str, Any], info: AdapterInfo, data_bytes: int) -
         raise AdapterValidationError(f"file holds {data_bytes - position} bytes beyond its tensors (polyglot?)")
 
 
-def _check_values(data: bytes) -> None:
+def _checked_values(data: bytes) -> dict[str, np.ndarray]:
     try:
         arrays = load_adapter_arrays(data)
     except Exception as exc:  # safetensors raises its own error types
         raise AdapterValidationError(f"tensor data unreadable: {exc}") from exc
+    _check_values(arrays)
+    return arrays
+
+
+def _check_values(arrays: dict[str, np.ndarray]) -> None:
     for name, array in arrays.items():
         if not np.isfinite(array).all():
             raise AdapterValidationError(f"tensor {name} holds NaN or Inf values")

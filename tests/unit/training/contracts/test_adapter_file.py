@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from training.adalink.format import (
+from training.contracts.adapter_file import (
     AdapterValidationError,
     adapter_bytes,
     build_metadata,
